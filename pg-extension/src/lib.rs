@@ -1,0 +1,1 @@
+//! Placeholder: the vset extension lands with issue 3.

@@ -1,0 +1,1 @@
+//! Placeholder: the vset Redis module lands with issue 2.

@@ -1,0 +1,27 @@
+//! # vset-tests — the harness every vset test stands on
+//!
+//! vset's promise ("no stale cache entry survives") is only worth something when it
+//! is checked against the real thing, so every integration test in this workspace
+//! starts its own **real** `redis-server` (with the vset module loaded) and its own
+//! **real** PostgreSQL cluster, on free loopback ports, in private temporary
+//! folders, and tears them down when the guard is dropped. Nothing here talks to a
+//! server someone else started, and nothing is mocked.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`ports`] | pick free loopback TCP ports |
+//! | [`process`] | a child process that is killed (and reaped) when dropped |
+//! | [`paths`] | where the workspace, the build output and the built artifacts are |
+//! | [`redis`] | start `redis-server` with the vset module: standalone, replica, cluster |
+//! | [`postgres`] | start a private PostgreSQL cluster as an unprivileged user |
+//!
+//! The end-to-end tests of the whole system (relay included) live in `tests/tests/`.
+
+pub mod error;
+pub mod paths;
+pub mod ports;
+pub mod postgres;
+pub mod process;
+pub mod redis;
+
+pub use error::HarnessError;

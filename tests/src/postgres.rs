@@ -1,0 +1,1 @@
+//! Placeholder: the PostgreSQL harness (PgCluster) lands with the extension.

@@ -1,0 +1,1 @@
+//! Placeholder: the Redis harness (RedisServer, replicas, cluster) lands with the module.
