@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""A vset relay in about 100 lines of Python (psycopg 3 + redis-py).
+
+It moves committed changes from PostgreSQL's ``vset.outbox`` into Redis with the
+order-safe ``VSET``/``VDEL`` commands, using nothing but SQL (``vset.claim``,
+``vset.current_version``) and the module's commands: any language can be a relay.
+
+    python relay.py --postgres postgres://app@db/app --redis redis://cache:6379/0
+"""
+import argparse
+import logging
+import os
+import select
+import signal
+import socket
+
+import psycopg
+import redis
+
+log = logging.getLogger("vset-relay-py")
+
+
+class Relay:
+    def __init__(self, args):
+        self.args = args
+        self.stopping = False
+        self.pg = self.listener = self.redis = None
+        # Signal handlers only set a flag, so a batch in flight always finishes
+        # (apply, then COMMIT) before we exit; the wakeup socket makes an idle
+        # select() return at once instead of after the poll interval.
+        self.wake, wake_w = socket.socketpair()
+        for s in (self.wake, wake_w):
+            s.setblocking(False)
+        self._wake_w = wake_w  # keep the write end alive for the process lifetime
+        signal.set_wakeup_fd(wake_w.fileno())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.on_signal)
+
+    def on_signal(self, signum, _frame):
+        log.info("signal %d: finishing the current batch, then exiting", signum)
+        self.stopping = True
+
+    def connect(self):
+        self.pg = psycopg.connect(self.args.postgres, autocommit=True)
+        # A second connection only waits for NOTIFY: notifications that arrive
+        # while the first one runs a claim would otherwise be read (and lost to
+        # select()) by that query.
+        self.listener = psycopg.connect(self.args.postgres, autocommit=True)
+        self.listener.execute("LISTEN vset")
+        self.redis = redis.Redis.from_url(self.args.redis)
+        self.warm_if_cold(self.redis.execute_command("VFLOOR"))
+        log.info("connected")
+
+    def close(self):
+        for conn in (self.pg, self.listener, self.redis):
+            try:
+                if conn is not None:
+                    conn.close()
+            except Exception:  # closing a broken connection may fail; it is gone anyway
+                pass
+        self.pg = self.listener = self.redis = None
+
+    def warm_if_cold(self, vfloor_reply):
+        """A module restarted without its data accepts no VSET until a floor is set.
+
+        Setting the floor to the sequence's current value turns everything older
+        into a cache miss (safe), never into a stale entry."""
+        info = dict(zip(vfloor_reply[::2], vfloor_reply[1::2]))
+        if int(info[b"cold"]) == 1:
+            version = self.pg.execute("SELECT vset.current_version()").fetchone()[0]
+            self.redis.execute_command("VFLOOR", version)
+            log.warning("redis was cold (no saved state): floor set to %d", version)
+
+    def relay_batch(self):
+        """Claims up to --batch rows, applies them in one pipeline, commits (acks)."""
+        with self.pg.transaction():  # any exception below rolls back: rows come back
+            rows = self.pg.execute(
+                "SELECT cache_key, op, version, payload FROM vset.claim(%s::int)",
+                (self.args.batch,),
+            ).fetchall()
+            pipe = self.redis.pipeline(transaction=False)
+            # VFLOOR first, in the same round trip: if Redis restarted cold since the
+            # last batch we notice here, even when the client reconnected silently.
+            pipe.execute_command("VFLOOR")
+            for key, op, version, payload in rows:
+                if op == "set":
+                    pipe.execute_command("VSET", key, version, payload)
+                elif op == "del":
+                    pipe.execute_command("VDEL", key, version)
+                else:
+                    raise ValueError(f"unknown outbox op {op!r} for key {key!r}")
+            replies = pipe.execute()  # raises on the first error reply
+            # A cold module rejected this batch (0s). Those keys hold nothing, i.e. are
+            # misses, and every claimed version is <= the floor we set, so acking is safe.
+            self.warm_if_cold(replies[0])
+        applied = sum(1 for r in replies[1:] if r == 1)
+        log.debug("batch: %d claimed, %d applied (rest older than stored)", len(rows), applied)
+        return len(rows)
+
+    def wait(self, timeout):
+        """Sleeps until a NOTIFY, a signal or the timeout (the poll backstop)."""
+        fds = [self.wake] + ([self.listener.fileno()] if self.listener else [])
+        select.select(fds, [], [], timeout)
+        try:
+            while self.wake.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+        if self.listener is not None:
+            for _ in self.listener.notifies(timeout=0):  # consume; the table is the truth
+                pass
+
+    def run(self):
+        backoff = 0.1
+        while not self.stopping:
+            try:
+                if self.pg is None:
+                    self.connect()
+                while self.relay_batch() == self.args.batch and not self.stopping:
+                    pass  # a full batch: more rows are probably waiting
+                backoff = 0.1
+                self.wait(self.args.poll_interval)
+            except (psycopg.Error, redis.RedisError, OSError, ValueError) as e:
+                log.error("%s: %s (retrying in %.1fs)", type(e).__name__, e, backoff)
+                self.close()
+                self.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.close()
+        log.info("stopped")
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def main():
+    p = argparse.ArgumentParser(description="vset relay: vset.outbox -> Redis VSET/VDEL")
+    p.add_argument("--postgres", default=os.environ.get("VSET_POSTGRES_URL"),
+                   help="PostgreSQL URL (env VSET_POSTGRES_URL)")
+    p.add_argument("--redis", default=os.environ.get("VSET_REDIS_URL"),
+                   help="Redis URL (env VSET_REDIS_URL)")
+    p.add_argument("--batch", type=positive(int), default=500, help="rows per claim")
+    p.add_argument("--poll-interval", type=positive(float), default=1.0,
+                   help="seconds between polls when no NOTIFY arrives")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = p.parse_args()
+    if not args.postgres or not args.redis:
+        p.error("--postgres and --redis (or VSET_POSTGRES_URL / VSET_REDIS_URL) are required")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    Relay(args).run()
+
+
+if __name__ == "__main__":
+    main()
