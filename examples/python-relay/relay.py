@@ -10,6 +10,7 @@ order-safe ``VSET``/``VDEL`` commands, using nothing but SQL (``vset.claim``,
 import argparse
 import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -42,6 +43,9 @@ class Relay:
 
     def connect(self):
         self.pg = psycopg.connect(self.args.postgres, autocommit=True)
+        # A relay that hangs inside a batch must not hold its claimed rows forever:
+        # PostgreSQL ends the session and the rows return to the queue.
+        self.pg.execute("SET idle_in_transaction_session_timeout = '30s'")
         # A second connection only waits for NOTIFY: notifications that arrive
         # while the first one runs a claim would otherwise be read (and lost to
         # select()) by that query.
@@ -72,23 +76,24 @@ class Relay:
             log.warning("redis was cold (no saved state): floor set to %d", version)
 
     def relay_batch(self):
-        """Claims up to --batch rows, applies them in one pipeline, commits (acks)."""
+        """Claims up to --batch-size rows, applies them in one pipeline, commits (acks)."""
         with self.pg.transaction():  # any exception below rolls back: rows come back
             rows = self.pg.execute(
                 "SELECT cache_key, op, version, payload FROM vset.claim(%s::int)",
-                (self.args.batch,),
+                (self.args.batch_size,),
             ).fetchall()
             pipe = self.redis.pipeline(transaction=False)
             # VFLOOR first, in the same round trip: if Redis restarted cold since the
             # last batch we notice here, even when the client reconnected silently.
             pipe.execute_command("VFLOOR")
             for key, op, version, payload in rows:
-                if op == "set":
+                if op == "set" and payload is not None:
                     pipe.execute_command("VSET", key, version, payload)
-                elif op == "del":
-                    pipe.execute_command("VDEL", key, version)
                 else:
-                    raise ValueError(f"unknown outbox op {op!r} for key {key!r}")
+                    if op != "del":  # malformed: a tombstone (a miss) is the safe answer,
+                        log.error("outbox row %s/%s has op %r, payload %r: applying as delete",
+                                  key, version, op, payload)  # and retrying would loop forever
+                    pipe.execute_command("VDEL", key, version)
             replies = pipe.execute()  # raises on the first error reply
             # A cold module rejected this batch (0s). Those keys hold nothing, i.e. are
             # misses, and every claimed version is <= the floor we set, so acking is safe.
@@ -116,11 +121,11 @@ class Relay:
             try:
                 if self.pg is None:
                     self.connect()
-                while self.relay_batch() == self.args.batch and not self.stopping:
+                while self.relay_batch() == self.args.batch_size and not self.stopping:
                     pass  # a full batch: more rows are probably waiting
                 backoff = 0.1
                 self.wait(self.args.poll_interval)
-            except (psycopg.Error, redis.RedisError, OSError, ValueError) as e:
+            except (psycopg.Error, redis.RedisError, OSError) as e:
                 log.error("%s: %s (retrying in %.1fs)", type(e).__name__, e, backoff)
                 self.close()
                 self.wait(backoff)
@@ -129,25 +134,32 @@ class Relay:
         log.info("stopped")
 
 
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
+def positive_int(text):
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
 
-    return parse
+
+def duration(text):
+    """Seconds from `250ms`, `1s`, `2m` or a bare number of seconds (as vset-relay)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if not m or float(m[1]) == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration like 250ms, 1s, 2m; got {text!r}")
+    return float(m[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m[2]]
 
 
 def main():
     p = argparse.ArgumentParser(description="vset relay: vset.outbox -> Redis VSET/VDEL")
-    p.add_argument("--postgres", default=os.environ.get("VSET_POSTGRES_URL"),
+    # Flag and variable names match vset-relay's, so one environment file serves both.
+    env = os.environ.get
+    p.add_argument("--postgres", default=env("VSET_POSTGRES_URL"),
                    help="PostgreSQL URL (env VSET_POSTGRES_URL)")
-    p.add_argument("--redis", default=os.environ.get("VSET_REDIS_URL"),
+    p.add_argument("--redis", default=env("VSET_REDIS_URL"),
                    help="Redis URL (env VSET_REDIS_URL)")
-    p.add_argument("--batch", type=positive(int), default=500, help="rows per claim")
-    p.add_argument("--poll-interval", type=positive(float), default=1.0,
-                   help="seconds between polls when no NOTIFY arrives")
+    p.add_argument("--batch-size", type=positive_int, default=env("VSET_BATCH_SIZE", "1000"),
+                   help="rows claimed per transaction (env VSET_BATCH_SIZE)")
+    p.add_argument("--poll-interval", type=duration, default=env("VSET_POLL_INTERVAL", "1s"),
+                   help="poll the outbox this often without a NOTIFY (env VSET_POLL_INTERVAL)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args()
     if not args.postgres or not args.redis:
