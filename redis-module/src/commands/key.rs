@@ -1,0 +1,119 @@
+//! A key opened through the raw module API, closed on drop. The safe wrapper in
+//! redismodule-rs has no absolute-expire call and reports a wrong type as a generic
+//! error; vset needs both (WRONGTYPE is part of the contract).
+
+use std::os::raw::c_int;
+
+use redis_module::{raw, Context, RedisError, RedisString};
+
+use super::error::CommandError;
+use crate::data::value::VersionedValue;
+use crate::data_type;
+
+pub struct OpenKey {
+    key: *mut raw::RedisModuleKey,
+}
+
+impl OpenKey {
+    /// Opens `name` for reading; `None` when the key does not exist.
+    pub fn read(ctx: &Context, name: &RedisString) -> Option<Self> {
+        Self::open(ctx, name, raw::REDISMODULE_READ)
+    }
+
+    /// Opens `name` for writing (the key may be empty).
+    pub fn write(ctx: &Context, name: &RedisString) -> Result<Self, CommandError> {
+        Self::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
+            .ok_or(CommandError::Storage("could not open the key"))
+    }
+
+    fn open(ctx: &Context, name: &RedisString, mode: u32) -> Option<Self> {
+        // SAFETY: a valid context and key name for the duration of the command.
+        let key = unsafe { raw::RedisModule_OpenKey?(ctx.ctx, name.inner, mode as c_int) };
+        (!key.is_null()).then_some(Self { key })
+    }
+
+    /// The vset value, `None` for an empty key, WRONGTYPE for any other type.
+    #[allow(clippy::mut_from_ref)] // the value is owned by Redis, not by this handle
+    pub fn value(&self) -> Result<Option<&mut VersionedValue>, RedisError> {
+        // SAFETY: `self.key` is open until drop.
+        unsafe {
+            let kind = raw::RedisModule_KeyType.map_or(0, |f| f(self.key));
+            if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+                return Ok(None);
+            }
+            let ours = kind == raw::REDISMODULE_KEYTYPE_MODULE as c_int
+                && raw::RedisModule_ModuleTypeGetType.map(|f| f(self.key))
+                    == Some(data_type::raw_type());
+            if !ours {
+                return Err(RedisError::WrongType);
+            }
+            let value = raw::RedisModule_ModuleTypeGetValue
+                .map_or(std::ptr::null_mut(), |f| f(self.key))
+                .cast::<VersionedValue>();
+            Ok(value.as_mut())
+        }
+    }
+
+    /// Stores a new value in an empty key.
+    pub fn set(&self, value: VersionedValue) -> Result<(), CommandError> {
+        let boxed = Box::into_raw(Box::new(value));
+        // SAFETY: Redis takes ownership of `boxed` on success; we free it otherwise.
+        let ok = unsafe {
+            raw::RedisModule_ModuleTypeSetValue
+                .map(|f| f(self.key, data_type::raw_type(), boxed.cast()))
+        } == Some(raw::REDISMODULE_OK as c_int);
+        if !ok {
+            drop(unsafe { Box::from_raw(boxed) });
+            return Err(CommandError::Storage("could not set the value"));
+        }
+        Ok(())
+    }
+
+    /// Removes the key (its `unlink` callback raises the floor).
+    pub fn delete(&self) {
+        // SAFETY: `self.key` is open for writing.
+        unsafe {
+            if let Some(f) = raw::RedisModule_DeleteKey {
+                f(self.key);
+            }
+        }
+    }
+
+    /// Expires the key at `at_ms` (unix ms), or removes any expiry with `None`.
+    pub fn set_expire_at(&self, at_ms: Option<i64>) -> Result<(), CommandError> {
+        // SAFETY: `self.key` is open for writing and holds a value.
+        let status = unsafe {
+            match at_ms {
+                None => raw::RedisModule_SetExpire
+                    .map(|f| f(self.key, raw::REDISMODULE_NO_EXPIRE as i64)),
+                Some(at) => match raw::RedisModule_SetAbsExpire {
+                    Some(f) => Some(f(self.key, at)),
+                    // Redis < 6.2.2 has no absolute expiry: convert at the last moment.
+                    None => raw::RedisModule_SetExpire.map(|f| f(self.key, (at - now_ms()).max(1))),
+                },
+            }
+        };
+        if status == Some(raw::REDISMODULE_OK as c_int) {
+            Ok(())
+        } else {
+            Err(CommandError::Storage("could not set the expiry"))
+        }
+    }
+}
+
+impl Drop for OpenKey {
+    fn drop(&mut self) {
+        // SAFETY: opened by `open`, closed exactly once.
+        unsafe {
+            if let Some(f) = raw::RedisModule_CloseKey {
+                f(self.key);
+            }
+        }
+    }
+}
+
+/// Redis' clock in unix milliseconds.
+pub fn now_ms() -> i64 {
+    // SAFETY: no arguments, no side effects.
+    unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) }
+}

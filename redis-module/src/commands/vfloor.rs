@@ -1,0 +1,56 @@
+//! `VFLOOR` → `["cold", 0|1, "floor", <highest floor>, "buckets", <bucket count>]`.
+//! `VFLOOR version` → `+OK`: every bucket's floor rises to at least `version`, and the
+//! module leaves cold state. Replicated, so replicas and the AOF follow.
+//! `VFLOOR RESTORE <record>` (written by AOF rewrite without RDB preamble): raises
+//! floors to a saved table; raise-only, so it can never make a stale write possible.
+
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
+
+use super::error::{read_only_replica, CommandError};
+use super::origin::is_read_only_replica_client;
+use super::reply;
+use crate::data::encoding::decode_floors;
+use crate::data::version::parse_version;
+use crate::state;
+
+pub fn vfloor(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let state = state::get().ok_or(CommandError::NoState)?;
+    match args.as_slice() {
+        [_] => Ok(RedisValue::Array(vec![
+            RedisValue::BulkString("cold".into()),
+            RedisValue::Integer(i64::from(state.is_cold())),
+            RedisValue::BulkString("floor".into()),
+            reply::version(state.floors.highest()),
+            RedisValue::BulkString("buckets".into()),
+            RedisValue::Integer(state.floors.buckets() as i64),
+        ])),
+        [_, sub, record] if sub.as_slice().eq_ignore_ascii_case(b"RESTORE") => {
+            if is_read_only_replica_client(ctx) {
+                return Err(read_only_replica());
+            }
+            let saved = decode_floors(record.as_slice()).map_err(CommandError::BadRestore)?;
+            let risen = state.floors.raise_buckets(saved.buckets, &saved.floors);
+            state
+                .counters
+                .floors_raised
+                .fetch_add(risen, std::sync::atomic::Ordering::Relaxed);
+            state.saw_version(state.floors.highest());
+            if !saved.cold {
+                state.set_cold(false);
+            }
+            ctx.replicate_verbatim();
+            Ok(RedisValue::SimpleStringStatic("OK"))
+        }
+        [_, version] => {
+            let version = parse_version(version.as_slice()).map_err(CommandError::from)?;
+            if is_read_only_replica_client(ctx) {
+                return Err(read_only_replica());
+            }
+            state.raise_all(version);
+            state.set_cold(false);
+            ctx.replicate_verbatim();
+            Ok(RedisValue::SimpleStringStatic("OK"))
+        }
+        _ => Err(CommandError::Syntax.into()),
+    }
+}

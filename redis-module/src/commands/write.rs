@@ -1,0 +1,145 @@
+//! The write path shared by `VSET` (value) and `VDEL` (tombstone): decide, store
+//! version and payload together, set the expiry, replicate what was decided.
+
+use std::os::raw::c_int;
+
+use redis_module::{raw, Context, NotifyEvent, RedisResult, RedisString, RedisValue};
+
+use super::expiry::Expiry;
+use super::key::{now_ms, OpenKey};
+use super::origin::Origin;
+use crate::data::decision::{decide, Decision};
+use crate::data::value::VersionedValue;
+use crate::state::{self, Counters};
+
+/// What a write stores.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    Value(&'a [u8]),
+    Tombstone,
+}
+
+pub struct Write<'a> {
+    pub command: &'static str,
+    pub key: &'a RedisString,
+    pub version: u64,
+    pub version_arg: &'a [u8],
+    pub payload: Payload<'a>,
+    pub expiry: Expiry,
+}
+
+/// Runs a write; replies 1 (stored) or 0 (not stored).
+pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
+    let state = state::get().ok_or(super::error::CommandError::NoState)?;
+    let origin = Origin::of(ctx);
+    let key = OpenKey::write(ctx, w.key)?;
+    let existing = key.value()?;
+
+    if origin == Origin::Client {
+        let stored = existing.as_ref().map(|v| v.version);
+        let floor = state.floors.floor_for(w.key.as_slice());
+        let counters = &state.counters;
+        match decide(w.version, stored, floor, state.is_cold()) {
+            Decision::Apply => {}
+            Decision::Cold => {
+                Counters::bump(&counters.rejected_cold);
+                return Ok(RedisValue::Integer(0));
+            }
+            Decision::Stale => {
+                Counters::bump(&counters.rejected_stale);
+                return Ok(RedisValue::Integer(0));
+            }
+            Decision::BelowFloor => {
+                Counters::bump(&counters.rejected_floor);
+                if existing.is_some() {
+                    // The stored value is older than a write we had to refuse, so it
+                    // is stale: remove it (a miss is safe, a stale hit is not).
+                    key.delete();
+                    ctx.replicate("DEL", &[w.key]);
+                    notify(ctx, c"del", w.key);
+                    Counters::bump(&counters.removed_below_floor);
+                }
+                return Ok(RedisValue::Integer(0));
+            }
+        }
+    }
+
+    let payload = match w.payload {
+        Payload::Value(bytes) => Some(bytes),
+        Payload::Tombstone => None,
+    };
+    match existing {
+        Some(v) => v.overwrite(w.version, payload),
+        None => key.set(VersionedValue {
+            version: w.version,
+            payload: payload.map(<[u8]>::to_vec),
+        })?,
+    }
+    state.saw_version(w.version);
+
+    // A client's VDEL without EX/PX gets the configured tombstone TTL; anything the
+    // master or the AOF sends carries its expiry explicitly (or has none).
+    let default_ttl = match (w.payload, origin) {
+        (Payload::Tombstone, Origin::Client) => Some(state.config.tombstone_ttl_ms),
+        _ => None,
+    };
+    let expire_at = w.expiry.resolve(now_ms(), default_ttl);
+    key.set_expire_at(expire_at)?;
+
+    replicate(ctx, &w, origin, expire_at);
+    match w.payload {
+        Payload::Value(_) => {
+            Counters::bump(&state.counters.stored);
+            notify(ctx, c"vset", w.key);
+        }
+        Payload::Tombstone => {
+            Counters::bump(&state.counters.tombstones_written);
+            notify(ctx, c"vdel", w.key);
+        }
+    }
+    Ok(RedisValue::Integer(1))
+}
+
+/// Replicates an accepted write in a form that replicas and the AOF apply exactly:
+/// verbatim when the command is already absolute, else with `PXAT <unix ms>`.
+fn replicate(ctx: &Context, w: &Write<'_>, origin: Origin, expire_at: Option<i64>) {
+    let verbatim = origin == Origin::Decided
+        || matches!(w.expiry, Expiry::At(_))
+        || (matches!(w.expiry, Expiry::Unset) && matches!(w.payload, Payload::Value(_)));
+    if verbatim {
+        ctx.replicate_verbatim();
+        return;
+    }
+    let at = expire_at.unwrap_or_default().to_string();
+    match w.payload {
+        Payload::Value(value) => {
+            let args: [&[u8]; 5] = [
+                w.key.as_slice(),
+                w.version_arg,
+                value,
+                b"PXAT",
+                at.as_bytes(),
+            ];
+            ctx.replicate(w.command, &args);
+        }
+        Payload::Tombstone => {
+            let args: [&[u8]; 4] = [w.key.as_slice(), w.version_arg, b"PXAT", at.as_bytes()];
+            ctx.replicate(w.command, &args);
+        }
+    }
+}
+
+/// Keyspace notification of class `module` (`notify-keyspace-events` with `d`).
+fn notify(ctx: &Context, event: &std::ffi::CStr, key: &RedisString) {
+    // SAFETY: valid context, static event name, key alive for the command.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(
+                ctx.ctx,
+                NotifyEvent::MODULE.bits() as c_int,
+                event.as_ptr(),
+                key.inner,
+            );
+        }
+    }
+}

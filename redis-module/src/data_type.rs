@@ -1,0 +1,91 @@
+//! The Redis data type `vsetvalue` (type names are exactly 9 characters) and its
+//! lifecycle callbacks. The persistence callbacks live in [`crate::persistence`].
+//!
+//! Forgetting a version raises a floor (DESIGN.md invariant 4). The `unlink` callback
+//! is where that happens for single keys: Redis calls it whenever a key leaves the
+//! keyspace — DEL, UNLINK, expiry (values and tombstones), eviction, RENAME/MOVE of
+//! the source, overwrite by another command — on the main thread, before the value
+//! is freed (possibly later, by the lazy-free thread). Whole-database flushes do not
+//! call it; [`crate::events`] handles those.
+
+use std::os::raw::c_void;
+
+use redis_module::native_types::RedisType;
+use redis_module::{raw, RedisString};
+
+use crate::data::value::VersionedValue;
+use crate::persistence;
+use crate::state;
+
+/// RDB encoding version of the type (Redis' per-type `encver`); the payload has its
+/// own format byte as well, see [`crate::data::encoding`].
+pub const ENCODING_VERSION: i32 = 1;
+
+pub static VSET_TYPE: RedisType = RedisType::new(
+    "vsetvalue",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(persistence::rdb_load),
+        rdb_save: Some(persistence::rdb_save),
+        aof_rewrite: Some(persistence::aof_rewrite),
+        free: Some(free),
+        mem_usage: Some(mem_usage),
+        digest: None,
+        aux_load: Some(persistence::aux_load),
+        aux_save: Some(persistence::aux_save),
+        // Floors before keys, so a load adopts the floor table first.
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
+        free_effort: None,
+        unlink: Some(unlink),
+        copy: Some(copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+/// The raw type pointer registered with Redis (null before the module loaded).
+pub fn raw_type() -> *mut raw::RedisModuleType {
+    *VSET_TYPE.raw_type.borrow()
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if !value.is_null() {
+        // SAFETY: every value of this type is a Box<VersionedValue> we created.
+        drop(unsafe { Box::from_raw(value.cast::<VersionedValue>()) });
+    }
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    // SAFETY: see `free`.
+    unsafe { value.cast::<VersionedValue>().as_ref() }.map_or(0, VersionedValue::memory_usage)
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    // SAFETY: see `free`.
+    match unsafe { value.cast::<VersionedValue>().as_ref() } {
+        Some(v) => Box::into_raw(Box::new(v.clone())).cast(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn unlink(key: *mut raw::RedisModuleString, value: *const c_void) {
+    // SAFETY: see `free`.
+    let Some(value) = (unsafe { value.cast::<VersionedValue>().as_ref() }) else {
+        return;
+    };
+    if key.is_null() {
+        return;
+    }
+    if let Some(state) = state::get() {
+        state.forget(RedisString::string_as_slice(key), value.version);
+    }
+}

@@ -1,0 +1,108 @@
+//! The module-wide state: configuration, floor table, cold flag and counters. One
+//! instance, created when the module loads (the bucket count is a module argument)
+//! and shared by commands, type callbacks, server events and INFO.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::config::ModuleConfig;
+use crate::data::floors::FloorTable;
+
+/// Counters shown by `INFO vset` (monotonic since the module loaded).
+#[derive(Default)]
+pub struct Counters {
+    /// VSET values stored (clients, replication and AOF alike).
+    pub stored: AtomicU64,
+    /// Writes refused because the stored version was equal or newer.
+    pub rejected_stale: AtomicU64,
+    /// Writes refused because the version was at or below the bucket's floor.
+    pub rejected_floor: AtomicU64,
+    /// Writes refused because the module was cold.
+    pub rejected_cold: AtomicU64,
+    /// VDEL tombstones written.
+    pub tombstones_written: AtomicU64,
+    /// Bucket floors that rose (one forgotten key = at most 1; VFLOOR/FLUSH = up to all buckets).
+    pub floors_raised: AtomicU64,
+    /// Stored values removed because a newer write landed at or below the floor.
+    pub removed_below_floor: AtomicU64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct ModuleState {
+    pub config: ModuleConfig,
+    pub floors: FloorTable,
+    pub counters: Counters,
+    cold: AtomicBool,
+    /// Highest version stored or loaded, tombstones and floors included: what a FLUSH
+    /// must raise every floor to, since it forgets keys without naming them.
+    max_seen: AtomicU64,
+}
+
+static STATE: OnceLock<ModuleState> = OnceLock::new();
+
+impl ModuleState {
+    pub fn new(config: ModuleConfig) -> Self {
+        Self {
+            floors: FloorTable::new(config.buckets),
+            cold: AtomicBool::new(config.cold_start),
+            config,
+            counters: Counters::default(),
+            max_seen: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_cold(&self) -> bool {
+        self.cold.load(Ordering::Relaxed)
+    }
+
+    /// Sets the cold flag; a module configured with `cold-start no` is never cold.
+    pub fn set_cold(&self, cold: bool) {
+        self.cold
+            .store(cold && self.config.cold_start, Ordering::Relaxed);
+    }
+
+    pub fn saw_version(&self, version: u64) {
+        self.max_seen.fetch_max(version, Ordering::Relaxed);
+    }
+
+    pub fn max_seen(&self) -> u64 {
+        self.max_seen.load(Ordering::Relaxed)
+    }
+
+    /// Resets the max-seen version (when a saved state is adopted wholesale).
+    pub fn reset_max_seen(&self, version: u64) {
+        self.max_seen.store(version, Ordering::Relaxed);
+    }
+
+    /// Raises the floor of `key`'s bucket and counts it.
+    pub fn forget(&self, key: &[u8], version: u64) {
+        if self.floors.raise_for(key, version) {
+            Counters::bump(&self.counters.floors_raised);
+        }
+    }
+
+    /// Raises every floor to at least `version` and counts the buckets that rose.
+    pub fn raise_all(&self, version: u64) {
+        let risen = self.floors.raise_all(version);
+        self.counters
+            .floors_raised
+            .fetch_add(risen, Ordering::Relaxed);
+        self.saw_version(version);
+    }
+}
+
+/// Installs the state at module load. A second load in the same process (module
+/// unload is impossible while a data type is registered) keeps the first state.
+pub fn install(config: ModuleConfig) -> &'static ModuleState {
+    STATE.get_or_init(|| ModuleState::new(config))
+}
+
+/// The state, once the module is loaded.
+pub fn get() -> Option<&'static ModuleState> {
+    STATE.get()
+}
