@@ -1,0 +1,131 @@
+//! `vset.fill(tbl, VARIADIC key)`: the read-miss path. Returns the current row's
+//! cache key, a fresh version and the payload, or no row when the row does not exist.
+//!
+//! The row is read `FOR SHARE` and the version is drawn *after* the lock is held
+//! (invariant 6): a writer that committed earlier drew a smaller version, and a
+//! writer that commits later must wait for this lock (until the caller's transaction
+//! ends) before it can draw its own, larger one. So `VSET key version payload` with
+//! the result can never overwrite a newer committed change.
+//!
+//! Key values are given as text in the order of the key template's placeholders
+//! (for the default template: the primary key columns in index order) and are cast
+//! to the column types (without typmod, so nothing is silently truncated).
+
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+use crate::catalog::table::TableInfo;
+use crate::catalog::tracked::Tracked;
+use crate::error::{OrRaise, VsetError};
+use crate::trigger::key::KeyTemplate;
+use crate::trigger::outbox_write::{next_version, vset_objects};
+
+#[pg_extern(name = "_fill")]
+fn fill_internal(
+    tbl: Option<pg_sys::Oid>,
+    key: Option<Vec<Option<String>>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(cache_key, String),
+        name!(version, i64),
+        name!(payload, Option<String>),
+    ),
+> {
+    let row = Spi::connect_mut(|client| {
+        fill(
+            client,
+            tbl.ok_or(VsetError::NullArgument { what: "tbl" })?,
+            key.unwrap_or_default(),
+        )
+    })
+    .or_raise();
+    TableIterator::new(row)
+}
+
+fn fill(
+    client: &mut SpiClient<'_>,
+    tbl: pg_sys::Oid,
+    key: Vec<Option<String>>,
+) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
+    let info = TableInfo::load(client, tbl)?;
+    let tracked = Tracked::load(client, tbl)?.ok_or_else(|| VsetError::NotTracked {
+        table: info.qualified.clone(),
+    })?;
+    if key.len() != tracked.key_columns.len() {
+        return Err(VsetError::KeyArity {
+            table: info.qualified,
+            expected: tracked.key_columns.len(),
+            got: key.len(),
+            columns: tracked.key_columns.join(", "),
+        });
+    }
+    let template =
+        KeyTemplate::parse(&tracked.key_template).map_err(|source| VsetError::Template {
+            template: tracked.key_template.clone(),
+            source,
+        })?;
+
+    // Column types for the casts, from the catalog (names are quoted on output).
+    let mut conditions = Vec::new();
+    let mut key_exprs = Vec::new();
+    for (i, col) in tracked.key_columns.iter().enumerate() {
+        let ty = client
+            .select(
+                "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
+                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                Some(1),
+                &[tbl.into(), col.clone().into()],
+            )?
+            .first()
+            .get_one::<String>()?
+            .ok_or_else(|| VsetError::UnknownColumn {
+                table: info.qualified.clone(),
+                column: col.clone(),
+            })?;
+        if key[i].is_none() {
+            return Err(VsetError::NullArgument {
+                what: "a key value",
+            });
+        }
+        conditions.push(format!("t.{} = ${}::{}", quote_identifier(col), i + 1, ty));
+        key_exprs.push(format!(
+            "pg_catalog.format('%s', t.{})",
+            quote_identifier(col)
+        ));
+    }
+    let payload_expr = match &tracked.columns {
+        None => "pg_catalog.row_to_json(t)::text".to_string(),
+        Some(cols) => format!(
+            "(SELECT pg_catalog.row_to_json(p)::text FROM (SELECT {}) p)",
+            cols.iter()
+                .map(|c| format!("t.{}", quote_identifier(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let query = format!(
+        "SELECT {}, {} FROM {} t WHERE {} FOR SHARE OF t",
+        payload_expr,
+        key_exprs.join(", "),
+        info.qualified,
+        conditions.join(" AND ")
+    );
+    let args: Vec<pgrx::datum::DatumWithOid> = key
+        .iter()
+        .map(|k| k.clone().unwrap_or_default().into())
+        .collect();
+    let table = client.update(&query, Some(1), &args)?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    let payload = row.get::<String>(1)?;
+    let mut parts = Vec::with_capacity(key_exprs.len());
+    for i in 0..key_exprs.len() {
+        parts.push(row.get::<String>(i + 2)?.unwrap_or_default());
+    }
+    // The row lock is held now: only now draw the version.
+    let version = next_version(&vset_objects()?);
+    Ok(Some((template.render(&parts), version, payload)))
+}

@@ -1,0 +1,13 @@
+//! The SQL API.
+//!
+//! | module | functions |
+//! | --- | --- |
+//! | [`track`] | `vset.track`, `vset.untrack` (Rust: `vset._track`, `vset._untrack`) |
+//! | [`fill`] | `vset.fill` (Rust: `vset._fill`) |
+//! | [`relay`] | `vset.claim`, `vset.current_version`, `vset.status` (SQL) |
+//! | [`wrappers`] | the user-facing SQL signatures over the Rust entry points |
+
+pub mod fill;
+pub mod relay;
+pub mod track;
+pub mod wrappers;

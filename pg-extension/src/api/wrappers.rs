@@ -1,0 +1,37 @@
+//! The SQL signatures users call (`regclass` arguments, defaults, `VARIADIC`) over
+//! the Rust entry points `vset._track`, `vset._untrack` and `vset._fill`.
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION vset.track(tbl regclass, key_template text DEFAULT NULL, columns text[] DEFAULT NULL,
+                           mode text DEFAULT 'set', channel text DEFAULT 'vset',
+                           replace boolean DEFAULT false)
+RETURNS text LANGUAGE sql VOLATILE AS $$
+    SELECT vset._track(tbl::oid, key_template, columns, mode, channel, replace)
+$$;
+COMMENT ON FUNCTION vset.track(regclass, text, text[], text, text, boolean) IS
+  'Start capturing a table into vset.outbox; returns the key template in use';
+
+CREATE FUNCTION vset.untrack(tbl regclass) RETURNS void LANGUAGE sql VOLATILE AS $$
+    SELECT vset._untrack(tbl::oid)
+$$;
+COMMENT ON FUNCTION vset.untrack(regclass) IS 'Stop capturing a table (drops its vset triggers and catalog row; waiting records stay)';
+
+CREATE FUNCTION vset.fill(tbl regclass, VARIADIC key text[])
+RETURNS TABLE(cache_key text, version bigint, payload text)
+LANGUAGE sql VOLATILE AS $$
+    SELECT f.cache_key, f.version, f.payload FROM vset._fill(tbl::oid, key) f
+$$;
+COMMENT ON FUNCTION vset.fill(regclass, text[]) IS
+  'Read-miss fill: current row''s cache key, a version drawn under FOR SHARE, and payload; no row if absent';
+
+-- Tracking is for table owners and administrators.
+REVOKE ALL ON FUNCTION vset.track(regclass, text, text[], text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vset.untrack(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vset._track(oid, text, text[], text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vset._untrack(oid) FROM PUBLIC;
+"#,
+    name = "vset_sql_api",
+    // After every #[pg_extern]: the wrappers call vset._track/_untrack/_fill.
+    finalize
+);

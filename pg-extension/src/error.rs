@@ -1,0 +1,114 @@
+//! Every refusal vset can give, typed, each with the SQLSTATE a client can match on.
+//! Functions return `Result<_, VsetError>`; [`VsetError::raise`] turns one into a
+//! PostgreSQL ERROR (which rolls back whatever the statement did: refusals change nothing).
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+use crate::trigger::key::TemplateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VsetError {
+    #[error("vset: {table} is a {kind}; vset tracks ordinary and partitioned tables only")]
+    NotATable { table: String, kind: &'static str },
+    #[error("vset: {table} is a partition of {root}; track {root} instead (its trigger covers every partition)")]
+    IsPartition { table: String, root: String },
+    #[error("vset: {table} belongs to vset or to the system catalogs and cannot be tracked")]
+    ReservedTable { table: String },
+    #[error("vset: must be owner of table {table} to track or untrack it")]
+    NotOwner { table: String },
+    #[error("vset: table {table} is already tracked; pass replace => true to change how")]
+    AlreadyTracked { table: String },
+    #[error("vset: table {table} is not tracked by vset")]
+    NotTracked { table: String },
+    #[error("vset: table {table} has no primary key or UNIQUE NOT NULL index, so its rows have no stable cache key; add one (or a key_template over one)")]
+    NoUniqueKey { table: String },
+    #[error("vset: the key template of {table} uses columns ({used}), which are not exactly the columns of a UNIQUE NOT NULL key; usable keys: {candidates}")]
+    KeyNotUnique {
+        table: String,
+        used: String,
+        candidates: String,
+    },
+    #[error("vset: invalid key_template {template:?}: {source}")]
+    Template {
+        template: String,
+        #[source]
+        source: TemplateError,
+    },
+    #[error("vset: column {column:?} of table {table} does not exist")]
+    UnknownColumn { table: String, column: String },
+    #[error("vset: column {column:?} is listed twice")]
+    DuplicateColumn { column: String },
+    #[error("vset: columns must name at least one column (or be NULL for all columns)")]
+    EmptyColumns,
+    #[error("vset: mode must be 'set' or 'invalidate', not {0:?}")]
+    BadMode(String),
+    #[error("vset: channel must be 1 to 63 bytes, not {0:?}")]
+    BadChannel(String),
+    #[error("vset: {what} must not be NULL")]
+    NullArgument { what: &'static str },
+    #[error("vset: table {table} is keyed by {expected} column(s) ({columns}), but {got} key value(s) were given")]
+    KeyArity {
+        table: String,
+        expected: usize,
+        got: usize,
+        columns: String,
+    },
+    #[error("vset: TRUNCATE of {table} is refused: vset tracks it and TRUNCATE fires no row triggers, so every cached row would stay stale. Use DELETE FROM {table} (captured row by row), or SELECT vset.untrack('{table}') first and flush the cache yourself")]
+    Truncate { table: String },
+    #[error("vset: {0}")]
+    TriggerMisuse(String),
+    #[error("vset: the extension's {0} is missing or was altered; reinstall the extension")]
+    Altered(&'static str),
+    #[error("vset: SPI error: {0}")]
+    Spi(#[from] pgrx::spi::SpiError),
+}
+
+impl VsetError {
+    fn code(&self) -> Code {
+        match self {
+            VsetError::NotATable { .. }
+            | VsetError::IsPartition { .. }
+            | VsetError::ReservedTable { .. } => Code::ERRCODE_WRONG_OBJECT_TYPE,
+            VsetError::NotOwner { .. } => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            VsetError::AlreadyTracked { .. } => Code::ERRCODE_DUPLICATE_OBJECT,
+            VsetError::NotTracked { .. } | VsetError::NoUniqueKey { .. } => {
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            VsetError::KeyNotUnique { .. }
+            | VsetError::Template { .. }
+            | VsetError::EmptyColumns
+            | VsetError::BadMode(_)
+            | VsetError::BadChannel(_)
+            | VsetError::KeyArity { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            VsetError::UnknownColumn { .. } => Code::ERRCODE_UNDEFINED_COLUMN,
+            VsetError::DuplicateColumn { .. } => Code::ERRCODE_DUPLICATE_COLUMN,
+            VsetError::NullArgument { .. } => Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            VsetError::Truncate { .. } => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            VsetError::TriggerMisuse(_) => Code::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            VsetError::Altered(_) => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    /// Raise as a PostgreSQL ERROR with this error's SQLSTATE.
+    pub fn raise(self) -> ! {
+        ErrorReport::new(self.code(), self.to_string(), "vset").report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+/// `Result<T, VsetError>` → `T`, raising the error as a PostgreSQL ERROR.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, VsetError> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.raise(),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Capture: the row trigger and what it needs.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`capture`] | the `#[pg_trigger]` `vset.capture()` |
+//! | [`truncate_guard`] | `vset.refuse_truncate()`, the BEFORE TRUNCATE guard |
+//! | [`key`] | cache-key templates: parse, validate, render with escaping |
+//! | [`plan`] | per-relation cached plan (attributes, output functions, payload record type) |
+//! | [`row`] | one deformed row: its key, its JSON payload, UPDATE change detection |
+//! | [`outbox_write`] | version draw + direct heap/index insert into `vset.outbox` |
+//! | [`notify`] | at most one NOTIFY per channel per transaction, savepoint-aware |
+
+pub mod capture;
+pub mod key;
+pub mod notify;
+pub mod outbox_write;
+pub mod plan;
+pub mod row;
+pub mod truncate_guard;
