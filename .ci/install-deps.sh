@@ -14,6 +14,7 @@ APT_PACKAGES=(
   sudo                                     # cargo pgrx test --runas postgres
   pkg-config libssl-dev                    # native TLS for rediss:// and sslmode=require
   python3-venv                             # examples/python-relay test environment
+  fonts-dejavu-core                        # text in the PNG charts (vset-lab)
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -14,9 +14,11 @@
 //! | [`paths`] | where the workspace, the build output and the built artifacts are |
 //! | [`redis`] | start `redis-server` with the vset module: standalone, replica, cluster |
 //! | [`postgres`] | start a private PostgreSQL cluster as an unprivileged user |
+//! | [`chaos`] | the chaos matrix cells (faults + workload + verify), short in tests, long in `make chaos` |
 //!
 //! The end-to-end tests of the whole system (relay included) live in `tests/tests/`.
 
+pub mod chaos;
 pub mod error;
 pub mod paths;
 pub mod ports;

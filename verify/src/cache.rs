@@ -10,7 +10,7 @@ use crate::error::{Result, VerifyError};
 
 /// The module's data type name as `TYPE key` reports it (redis-module/src: the
 /// 9-character name registered with `RedisModule_CreateDataType`).
-pub const DEFAULT_MODULE_TYPE: &str = "vset-vers";
+pub const DEFAULT_MODULE_TYPE: &str = "vsetvalue";
 
 /// What Redis holds for one key, as `VGET key WITHVERSION` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum CacheTarget {
 enum Link {
     Single(Connection),
     Cluster {
-        routed: redis::cluster::ClusterConnection,
+        routed: Box<redis::cluster::ClusterConnection>,
         /// One direct connection per primary, for per-node commands (SCAN, RANDOMKEY).
         primaries: Vec<Connection>,
     },
@@ -60,7 +60,8 @@ impl Cache {
         let link = match target {
             CacheTarget::Single(url) => Link::Single(Client::open(url.as_str())?.get_connection()?),
             CacheTarget::Cluster(urls) => {
-                let routed = redis::cluster::ClusterClient::new(urls.clone())?.get_connection()?;
+                let routed =
+                    Box::new(redis::cluster::ClusterClient::new(urls.clone())?.get_connection()?);
                 let primaries = connect_primaries(urls)?;
                 Link::Cluster { routed, primaries }
             }

@@ -25,13 +25,13 @@ use vset_verify::{run, Options};
 #[command(name = "vset-verify", version, about, long_about)]
 struct Cli {
     /// PostgreSQL connection URL or key=value string (same as vset-relay).
-    #[arg(long, env = "VSET_POSTGRES", value_name = "URL")]
+    #[arg(long, env = "VSET_POSTGRES_URL", value_name = "URL")]
     postgres: String,
 
     /// Redis URL: redis://[user:password@]host:port[/db] or rediss://... (same as vset-relay).
     #[arg(
         long,
-        env = "VSET_REDIS",
+        env = "VSET_REDIS_URL",
         value_name = "URL",
         conflicts_with = "redis_cluster",
         required_unless_present = "redis_cluster"

@@ -78,15 +78,37 @@ impl KeyTemplate {
 
     /// SQL text expression rendering the key of row alias `t`.
     pub fn sql(&self) -> String {
+        let escaped = self.escaped_chars();
         let pieces: Vec<String> = self
             .parts
             .iter()
             .map(|p| match p {
                 Part::Literal(s) => quote_literal(s),
-                Part::Column(c) => escaped_value_sql(&format!("t.{}", quote_ident(c))),
+                Part::Column(c) => escaped_value_sql(&format!("t.{}", quote_ident(c)), &escaped),
             })
             .collect();
         format!("({})", pieces.join(" || "))
+    }
+
+    /// Characters escaped inside rendered values, as the extension does
+    /// (pg-extension/src/trigger/key.rs): every character of a literal that sits
+    /// between two placeholders (a separator), plus the backslash; nothing at all
+    /// for a single-placeholder template.
+    pub fn escaped_chars(&self) -> Vec<char> {
+        let mut escaped: Vec<char> = Vec::new();
+        for w in self.parts.windows(3) {
+            if let [Part::Column(_), Part::Literal(sep), Part::Column(_)] = w {
+                for ch in sep.chars() {
+                    if !escaped.contains(&ch) {
+                        escaped.push(ch);
+                    }
+                }
+            }
+        }
+        if !escaped.is_empty() && !escaped.contains(&'\\') {
+            escaped.push('\\');
+        }
+        escaped
     }
 
     /// SCAN MATCH glob: the literal prefix up to the first placeholder, then `*`.
@@ -137,11 +159,19 @@ impl KeyTemplate {
     }
 }
 
-/// How one column value appears inside a key. Mirrors the extension: the value's
-/// text form with `\` and `:` backslash-escaped, so `a:b` + `c` and `a` + `b:c`
-/// give different keys; NULL cannot occur (keys come from NOT NULL unique keys).
-pub fn escaped_value_sql(expr: &str) -> String {
-    format!("replace(replace(({expr})::text, '\\', '\\\\'), ':', '\\:')")
+/// How one column value appears inside a key: its text output, with each of
+/// `escaped` prefixed by a backslash (the backslash itself first, so escapes added
+/// for the other characters are not escaped again).
+pub fn escaped_value_sql(expr: &str, escaped: &[char]) -> String {
+    let mut sql = format!("({expr})::text");
+    let mut order: Vec<char> = escaped.iter().copied().filter(|c| *c == '\\').collect();
+    order.extend(escaped.iter().copied().filter(|c| *c != '\\'));
+    for c in order {
+        let from = quote_literal(&c.to_string());
+        let to = quote_literal(&format!("\\{c}"));
+        sql = format!("replace({sql}, {from}, {to})");
+    }
+    sql
 }
 
 /// `'text'` with quotes doubled (standard_conforming_strings is on since 9.1).
@@ -185,6 +215,20 @@ mod tests {
         assert!(KeyTemplate::parse("x", "no-columns").is_err());
         assert!(KeyTemplate::parse("x", "a:{id").is_err());
         assert!(KeyTemplate::parse("x", "a:{}").is_err());
+    }
+
+    #[test]
+    fn escapes_only_separators_like_the_extension() {
+        let one = KeyTemplate::parse("u", "public.users:{id}").unwrap();
+        assert!(one.escaped_chars().is_empty());
+        assert_eq!(one.sql(), "('public.users:' || (t.\"id\")::text)");
+        let two = KeyTemplate::parse("t", "public.t:{a}:{b}").unwrap();
+        assert_eq!(two.escaped_chars(), vec![':', '\\']);
+        assert_eq!(
+            two.sql(),
+            "('public.t:' || replace(replace((t.\"a\")::text, '\\', '\\\\'), ':', '\\:') \
+             || ':' || replace(replace((t.\"b\")::text, '\\', '\\\\'), ':', '\\:'))"
+        );
     }
 
     #[test]

@@ -1,0 +1,2 @@
+//! `vset-chaos`: the long fault matrix (placeholder until the cells land).
+fn main() {}

@@ -1,0 +1,42 @@
+//! # vset-lab — the evidence: the strategy lab and the long chaos matrix
+//!
+//! Two binaries stand on this library:
+//! - `vset-lab` replays one seeded workload and fault schedule (process crash
+//!   between the two writes, cache outage, retry landing late, read-miss fill
+//!   race) against six cache-update strategies on a real PostgreSQL and a real
+//!   redis-server (started with the shared harness in `vset-tests`), and prints
+//!   stale entries, lost writes, write latency p99 and cache hit rate per strategy,
+//!   plus a PNG chart. See [`strategy`] for what each fault does to each strategy.
+//! - `vset-chaos` runs the fault matrix of issue 5 (cells in
+//!   `vset_tests::chaos`, the same code the short `tests/tests/chaos_*.rs` run)
+//!   with longer durations and prints one row per cell.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`schedule`] | the seeded episodes (key, fault, reads) every strategy replays |
+//! | [`strategy`] | the six strategies behind one interface |
+//! | [`proxy`] | the cache outage: a TCP proxy with an off switch |
+//! | [`cache_conn`] | a Redis connection that reconnects after errors |
+//! | [`run`] | replay the schedule on one strategy, collect the figures |
+//! | [`chart`] | the PNG chart |
+
+pub mod cache_conn;
+pub mod chart;
+pub mod proxy;
+pub mod run;
+pub mod schedule;
+pub mod strategy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("test servers: {0}")]
+    Harness(#[from] vset_tests::HarnessError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("chart: {0}")]
+    Chart(String),
+}

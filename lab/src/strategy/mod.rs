@@ -1,0 +1,64 @@
+//! The strategies the lab compares, all behind one interface: an *episode* is two
+//! writes to one key under one fault (or none), after which the strategy settles
+//! (delayed deletes run, relays drain) and the runner compares cache and database.
+//!
+//! | strategy | write path (what the caller waits for) | later |
+//! | --- | --- | --- |
+//! | `write-through` | UPDATE, COMMIT; SET key | |
+//! | `write-behind` | SET key | UPDATE by a flusher |
+//! | `cache-aside` | UPDATE, COMMIT; DEL key | |
+//! | `double-delete` | DEL key; UPDATE, COMMIT | DEL key again after a delay |
+//! | `outbox-set` | UPDATE + outbox row, COMMIT | relay: SET key |
+//! | `vset` | UPDATE (vset trigger writes the outbox), COMMIT | relay: VSET key version |
+
+pub mod app;
+pub mod relayed;
+
+use crate::schedule::Fault;
+
+/// A write's value is `k<key>-w<ordinal>`; ordinals grow with every write, so the
+/// database value tells which write won.
+pub fn value_of(key: i32, ordinal: u64) -> String {
+    format!("k{key}-w{ordinal}")
+}
+
+/// The ordinal of a value written by [`value_of`] (0 for the initial rows).
+pub fn ordinal_of(value: &str) -> u64 {
+    value
+        .rsplit_once("-w")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the runner needs to know about one episode.
+#[derive(Debug, Default, Clone)]
+pub struct EpisodeResult {
+    /// Ordinal of the last write whose caller got a success.
+    pub last_acked: u64,
+    /// Synchronous write-path durations (what the caller waited), in microseconds.
+    pub write_us: Vec<u64>,
+    /// Writes whose caller got an error (not acknowledged, so not "lost").
+    pub failed_writes: u64,
+}
+
+/// One strategy under test.
+pub trait Strategy {
+    fn name(&self) -> &'static str;
+    /// Two writes (ordinals `w1`, `w2`) to `key` under `fault`, then settle.
+    /// `fill_lands_early`: in a fill race, whether the reader's cache write lands
+    /// before the strategy's delayed work (the second delete, the relay) or after.
+    fn episode(
+        &mut self,
+        key: i32,
+        w1: u64,
+        w2: u64,
+        fault: Fault,
+        fill_lands_early: bool,
+    ) -> Result<EpisodeResult, crate::LabError>;
+    /// A reader: cache hit, or miss followed by a fill. Returns whether it hit.
+    fn read(&mut self, key: i32) -> Result<bool, crate::LabError>;
+    /// The value a reader would be served from the cache now (None: miss).
+    fn cached(&mut self, key: i32) -> Result<Option<String>, crate::LabError>;
+    /// The committed value in the database.
+    fn stored(&mut self, key: i32) -> Result<Option<String>, crate::LabError>;
+}

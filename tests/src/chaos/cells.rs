@@ -1,0 +1,272 @@
+//! The cells of the matrix. Every cell: start a world, start its relays and the
+//! workload, inject the fault until the time is up, stop the writers, clear the
+//! fault, wait until the outbox is empty, run `vset-verify`.
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use super::workload::{Workload, WorkloadStats};
+use super::world::World;
+use super::{CellRow, CellSize, ChaosError};
+use crate::redis::{parse_info_field, RedisOptions};
+
+/// The cells, in the order of issue 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    RelaySigkill,
+    TwoRelaysBacklog,
+    RedisColdRestart,
+    RedisAofRestart,
+    EvictionOutOfOrder,
+    TombstoneExpiry,
+    PostgresRestart,
+    RelaySigstop,
+    FillRace,
+}
+
+impl Cell {
+    pub const ALL: [Cell; 9] = [
+        Cell::RelaySigkill,
+        Cell::TwoRelaysBacklog,
+        Cell::RedisColdRestart,
+        Cell::RedisAofRestart,
+        Cell::EvictionOutOfOrder,
+        Cell::TombstoneExpiry,
+        Cell::PostgresRestart,
+        Cell::RelaySigstop,
+        Cell::FillRace,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::RelaySigkill => "relay-sigkill",
+            Cell::TwoRelaysBacklog => "two-relays-backlog",
+            Cell::RedisColdRestart => "redis-cold-restart",
+            Cell::RedisAofRestart => "redis-aof-restart",
+            Cell::EvictionOutOfOrder => "eviction-out-of-order",
+            Cell::TombstoneExpiry => "tombstone-expiry",
+            Cell::PostgresRestart => "postgres-restart",
+            Cell::RelaySigstop => "relay-sigstop",
+            Cell::FillRace => "fill-race",
+        }
+    }
+
+    /// What the "faults injected" column counts.
+    pub fn fault(self) -> &'static str {
+        match self {
+            Cell::RelaySigkill => "relay SIGKILLed mid-stream, restarted (kills)",
+            Cell::TwoRelaysBacklog => "two relays started at once on a backlog (rows waiting)",
+            Cell::RedisColdRestart => "redis SIGKILLed, restarted empty and cold (restarts)",
+            Cell::RedisAofRestart => "redis SIGKILLed, restarted from AOF (restarts)",
+            Cell::EvictionOutOfOrder => "maxmemory + allkeys-lru, 2 relays (keys evicted)",
+            Cell::TombstoneExpiry => "200 ms tombstones, relay SIGSTOPped 600 ms (stops)",
+            Cell::PostgresRestart => "PostgreSQL SIGKILLed + crash recovery (restarts)",
+            Cell::RelaySigstop => "relay SIGSTOPped past idle_in_transaction timeout (stops)",
+            Cell::FillRace => "read-miss fills via vset.fill + evictions (fills)",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Cell> {
+        Cell::ALL.iter().copied().find(|c| c.name() == name)
+    }
+}
+
+/// How long convergence may take before the cell fails.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
+/// vset-verify's grace period for mismatches.
+const GRACE: Duration = Duration::from_secs(1);
+
+pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
+    let redis = match cell {
+        Cell::RedisAofRestart => RedisOptions::new().config("appendonly", "yes"),
+        Cell::EvictionOutOfOrder => RedisOptions::new().config("maxmemory-policy", "allkeys-lru"),
+        Cell::TombstoneExpiry => RedisOptions::new().module_args(["tombstone-ttl-ms", "200"]),
+        _ => RedisOptions::new(),
+    };
+    let mut world = World::start(redis, size.keys)?;
+    let relays: &[&[&str]] = match cell {
+        Cell::TwoRelaysBacklog => &[],
+        Cell::EvictionOutOfOrder => &[&["--batch-size", "20"], &["--batch-size", "20"]],
+        Cell::TombstoneExpiry => &[
+            &["--batch-size", "20", "--idle-in-transaction-timeout", "10s"],
+            &["--batch-size", "20", "--idle-in-transaction-timeout", "10s"],
+        ],
+        Cell::RelaySigstop => &[
+            &["--batch-size", "50", "--idle-in-transaction-timeout", "1s"],
+            &["--batch-size", "50", "--idle-in-transaction-timeout", "1s"],
+        ],
+        _ => &[&[]],
+    };
+    for args in relays {
+        world.add_relay(args)?;
+    }
+    if cell == Cell::EvictionOutOfOrder {
+        prepare_eviction(&mut world)?;
+    }
+    let fillers = if cell == Cell::FillRace { 3 } else { 0 };
+    let workload = Workload::start(&world.pg.url(), &world.redis.url(), size, fillers);
+    let deadline = Instant::now() + size.duration;
+    let injected = inject(cell, &mut world, &workload, deadline, size, &mut rng);
+    let stats: WorkloadStats = workload.stop();
+    let mut faults = injected?;
+    // Clear the fault: every relay running and continued.
+    for slot in 0..relays.len() {
+        world.signal_relay(slot, libc::SIGCONT);
+    }
+    if cell == Cell::FillRace {
+        faults = stats.fills;
+    }
+    if cell == Cell::EvictionOutOfOrder {
+        faults = evicted(&world)?;
+    }
+    let converge = world.wait_drained(DRAIN_TIMEOUT)?;
+    let report = world.verify(GRACE)?;
+    let total = report.total();
+    let row = CellRow {
+        cell: cell.name(),
+        fault: cell.fault(),
+        writes: stats.writes,
+        faults,
+        stale: total.bad(),
+        verify: total,
+        worst_window: stats.worst_window,
+        converge,
+    };
+    if row.stale > 0 {
+        eprintln!("{}\n{}", report.render_text(), world.relay_log_tail());
+    }
+    Ok(row)
+}
+
+/// Injects `cell`'s fault until `deadline`; returns how many times.
+fn inject(
+    cell: Cell,
+    world: &mut World,
+    workload: &Workload,
+    deadline: Instant,
+    size: &CellSize,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<u64, ChaosError> {
+    let mut faults = 0u64;
+    let sleep_until = |t: Instant| {
+        let now = Instant::now();
+        if t > now {
+            std::thread::sleep(t - now);
+        }
+    };
+    match cell {
+        Cell::RelaySigkill => {
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(rng.random_range(100..400)));
+                world.kill_relay(0);
+                faults += 1;
+                world.respawn_relay(0)?;
+            }
+        }
+        Cell::TwoRelaysBacklog => {
+            sleep_until(deadline - size.duration / 2);
+            let mut c = world.pg.client()?;
+            let backlog: i64 = c
+                .query_one("SELECT count(*) FROM vset.outbox", &[])?
+                .try_get(0)?;
+            world.add_relay(&["--batch-size", "50"])?;
+            world.add_relay(&["--batch-size", "50"])?;
+            faults = backlog.max(0) as u64;
+            sleep_until(deadline);
+        }
+        Cell::RedisColdRestart | Cell::RedisAofRestart => {
+            let step = size.duration / 3;
+            for i in 1..=2u32 {
+                sleep_until(deadline - size.duration + step * i);
+                world.redis.kill();
+                if cell == Cell::RedisColdRestart {
+                    world.redis.wipe_data()?;
+                }
+                world.redis.start_again()?;
+                faults += 1;
+            }
+            sleep_until(deadline);
+        }
+        Cell::EvictionOutOfOrder => {
+            // Keep big rows changing so the relays keep writing into a full cache.
+            let mut c = world.pg.client()?;
+            let mut at = 0i32;
+            while Instant::now() < deadline {
+                let lo = world.keys + 1 + (at % BIG_ROWS);
+                c.execute(
+                    "UPDATE chaos SET v = v + 1 WHERE id BETWEEN $1 AND $1 + 99",
+                    &[&lo],
+                )?;
+                at += 100;
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        }
+        Cell::TombstoneExpiry => {
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(300));
+                world.signal_relay(0, libc::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(600));
+                world.signal_relay(0, libc::SIGCONT);
+                faults += 1;
+            }
+        }
+        Cell::PostgresRestart => {
+            let step = size.duration / 3;
+            for i in 1..=2u32 {
+                sleep_until(deadline - size.duration + step * i);
+                world.pg.kill();
+                world.pg.restart()?;
+                faults += 1;
+            }
+            sleep_until(deadline);
+        }
+        Cell::RelaySigstop => {
+            while Instant::now() + Duration::from_millis(1900) < deadline || faults == 0 {
+                std::thread::sleep(Duration::from_millis(300));
+                world.signal_relay(0, libc::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(1600));
+                world.signal_relay(0, libc::SIGCONT);
+                faults += 1;
+            }
+            sleep_until(deadline);
+        }
+        Cell::FillRace => sleep_until(deadline),
+    }
+    let _ = workload.writes();
+    Ok(faults)
+}
+
+/// Big rows beyond the hot keys, so the cache outgrows `maxmemory`.
+const BIG_ROWS: i32 = 3000;
+
+/// Adds `BIG_ROWS` rows of 1 kB and caps Redis at 1 MB above what it uses now.
+fn prepare_eviction(world: &mut World) -> Result<(), ChaosError> {
+    let used: u64 = world
+        .redis
+        .info_field("memory", "used_memory")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut con = world.redis.client()?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + 1_000_000)
+        .query::<()>(&mut con)?;
+    world.pg.execute(&format!(
+        "INSERT INTO chaos SELECT i, 0, repeat('z', 1000) FROM generate_series({}, {}) i",
+        world.keys + 1,
+        world.keys + BIG_ROWS
+    ))?;
+    Ok(())
+}
+
+fn evicted(world: &World) -> Result<u64, ChaosError> {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut world.redis.client()?)?;
+    Ok(parse_info_field(&info, "evicted_keys")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}

@@ -1,0 +1,180 @@
+//! One cell's private world: a PostgreSQL cluster with the extension and a tracked
+//! table `chaos(id int PRIMARY KEY, v bigint, pad text)`, a redis-server with the
+//! module, and `vset-relay` processes (the real binary) that the cell can kill,
+//! stop, continue and respawn.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::paths;
+use crate::postgres::PgCluster;
+use crate::process::ChildGuard;
+use crate::redis::{RedisOptions, RedisServer};
+
+use super::ChaosError;
+
+pub struct World {
+    pub pg: PgCluster,
+    pub redis: RedisServer,
+    pub keys: i32,
+    relays: Vec<Option<ChildGuard>>,
+    relay_args: Vec<Vec<String>>,
+    logs: tempfile::TempDir,
+    spawned: usize,
+}
+
+impl World {
+    /// Starts both servers, tracks the table and fills `keys` rows.
+    pub fn start(redis: RedisOptions, keys: i32) -> Result<Self, ChaosError> {
+        let pg = PgCluster::start()?;
+        pg.create_extension()?;
+        pg.execute(&format!(
+            "CREATE TABLE chaos(id int PRIMARY KEY, v bigint NOT NULL, pad text NOT NULL);
+             SELECT vset.track('chaos');
+             INSERT INTO chaos SELECT i, 0, repeat('x', 16) FROM generate_series(1, {keys}) i;"
+        ))?;
+        let redis = RedisServer::start(redis)?;
+        let logs = tempfile::Builder::new()
+            .prefix("vset-chaos-")
+            .tempdir()
+            .map_err(|source| crate::HarnessError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        Ok(Self {
+            pg,
+            redis,
+            keys,
+            relays: Vec::new(),
+            relay_args: Vec::new(),
+            logs,
+            spawned: 0,
+        })
+    }
+
+    /// Starts a relay with the world's connection flags plus `extra`; returns its slot.
+    pub fn add_relay(&mut self, extra: &[&str]) -> Result<usize, ChaosError> {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        self.relay_args.push(args);
+        self.relays.push(None);
+        let slot = self.relays.len() - 1;
+        self.respawn_relay(slot)?;
+        Ok(slot)
+    }
+
+    /// (Re)starts the relay in `slot` (after a kill, or to replace a running one).
+    pub fn respawn_relay(&mut self, slot: usize) -> Result<(), ChaosError> {
+        if let Some(mut old) = self.relays[slot].take() {
+            old.kill();
+        }
+        let bin = paths::relay_binary()?;
+        self.spawned += 1;
+        let log = self
+            .logs
+            .path()
+            .join(format!("relay-{slot}-{}.log", self.spawned));
+        let err = File::create(&log).map_err(|source| crate::HarnessError::Io {
+            path: log.clone(),
+            source,
+        })?;
+        let child = Command::new(&bin)
+            .arg("--postgres")
+            .arg(self.pg.url())
+            .arg("--redis")
+            .arg(self.redis.url())
+            .args(["--poll-interval", "100ms", "--backoff-max", "300ms"])
+            .args(&self.relay_args[slot])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|source| crate::HarnessError::Spawn {
+                what: bin.display().to_string(),
+                source,
+            })?;
+        self.relays[slot] = Some(ChildGuard::new(format!("vset-relay#{slot}"), child));
+        Ok(())
+    }
+
+    /// SIGKILL the relay in `slot` (it stays down until [`Self::respawn_relay`]).
+    pub fn kill_relay(&mut self, slot: usize) {
+        if let Some(mut r) = self.relays[slot].take() {
+            r.kill();
+        }
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT) to the relay in `slot`.
+    pub fn signal_relay(&self, slot: usize, signal: i32) {
+        if let Some(r) = &self.relays[slot] {
+            r.signal(signal);
+        }
+    }
+
+    /// Waits until `vset.outbox` is empty; returns how long that took.
+    pub fn wait_drained(&mut self, timeout: Duration) -> Result<Duration, ChaosError> {
+        let started = Instant::now();
+        let mut c = self.pg.client()?;
+        loop {
+            let n: i64 = match c.query_one("SELECT count(*) FROM vset.outbox", &[]) {
+                Ok(row) => row.try_get(0)?,
+                Err(_) => {
+                    // The server may be restarting: reconnect and try again.
+                    std::thread::sleep(Duration::from_millis(100));
+                    c = self.pg.client()?;
+                    continue;
+                }
+            };
+            if n == 0 {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                return Err(ChaosError::Stuck(format!(
+                    "{n} changes still in vset.outbox after {}s; relay logs:\n{}",
+                    timeout.as_secs(),
+                    self.relay_log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// vset-verify over the whole table (full scan, orphans included).
+    pub fn verify(&self, grace: Duration) -> Result<vset_verify::Report, ChaosError> {
+        Ok(vset_verify::run(&vset_verify::Options {
+            postgres: self.pg.url(),
+            cache: vset_verify::cache::CacheTarget::Single(self.redis.url()),
+            sample: None,
+            grace,
+            fetch_size: 500,
+            module_type: vset_verify::cache::DEFAULT_MODULE_TYPE.to_string(),
+            max_recheck: 100_000,
+            skip_orphans: false,
+        })?)
+    }
+
+    /// The end of every relay log (for failure messages).
+    pub fn relay_log_tail(&self) -> String {
+        let mut out = String::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files.iter().rev().take(3) {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let tail: String = text
+                .lines()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.push_str(&format!("--- {}\n{tail}\n", f.display()));
+        }
+        out
+    }
+}
