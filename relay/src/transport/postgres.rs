@@ -1,0 +1,167 @@
+//! PostgreSQL side: one session per claim loop.
+//!
+//! The session LISTENs on the extension's channel (a notification only wakes the
+//! loop up; the outbox table is the truth), claims rows with `vset.claim(max)`
+//! inside an explicit transaction, and acknowledges them with COMMIT. If the
+//! session dies, PostgreSQL rolls the transaction back and the claimed rows become
+//! claimable again: nothing is lost, the batch is simply replayed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, Client, Config, Statement};
+
+use crate::change::{Change, Claimed};
+use crate::error::{RelayError, Result};
+
+/// Session settings applied right after connecting.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// NOTIFY channel to LISTEN on.
+    pub channel: String,
+    /// `idle_in_transaction_session_timeout`: a relay that hangs mid-batch loses its
+    /// session, and with it its claim, instead of holding rows forever.
+    pub idle_in_transaction_timeout: Duration,
+}
+
+/// The claim statement. Columns are named so the relay does not depend on their
+/// order in `vset.outbox`.
+const CLAIM_SQL: &str =
+    "SELECT id, cache_key, op, version, payload, created_at FROM vset.claim($1)";
+
+/// Parses and validates the connection string once, at start-up.
+pub fn parse_config(url: &str) -> Result<Config> {
+    url.parse::<Config>()
+        .map_err(|e| RelayError::Config(format!("--postgres: {}", crate::error::with_causes(&e))))
+}
+
+/// Quotes an SQL identifier (the channel name is user-supplied).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub struct PgSession {
+    client: Client,
+    claim: Statement,
+}
+
+impl PgSession {
+    /// Connects, applies the session settings and LISTENs. Every notification on the
+    /// session wakes `wake` (a stored permit, so one arriving mid-batch is not lost).
+    pub async fn connect(
+        config: &Config,
+        settings: &SessionSettings,
+        wake: Arc<Notify>,
+    ) -> Result<Self> {
+        let tls = native_tls::TlsConnector::new()
+            .map_err(|e| RelayError::Config(format!("TLS setup: {e}")))?;
+        let tls = postgres_native_tls::MakeTlsConnector::new(tls);
+        let (client, mut connection) = config.connect(tls).await?;
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
+                    Ok(AsyncMessage::Notice(n)) => {
+                        tracing::debug!(notice = %n.message(), "postgres notice")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postgres session ended");
+                        break;
+                    }
+                }
+            }
+            // Wake the loop so it notices the dead session right away.
+            wake.notify_one();
+        });
+        let timeout_ms = settings.idle_in_transaction_timeout.as_millis();
+        client
+            .batch_execute(&format!(
+                "SET application_name = 'vset-relay';
+                 SET idle_in_transaction_session_timeout = {timeout_ms};
+                 LISTEN {};",
+                quote_ident(&settings.channel)
+            ))
+            .await?;
+        let claim = client.prepare(CLAIM_SQL).await?;
+        Ok(Self { client, claim })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// BEGIN and claim up to `max` rows. The transaction stays open: the caller
+    /// must [`commit`](Self::commit) (ack) or [`rollback`](Self::rollback).
+    pub async fn begin_claim(&self, max: u32) -> Result<Vec<Claimed>> {
+        // Sequential on purpose: were BEGIN to fail while the claim ran, the claim
+        // would auto-commit and delete rows that were never applied.
+        self.client.batch_execute("BEGIN").await?;
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        let rows = self.client.query(&self.claim, &[&max]).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            claimed.push(Change::from_row(
+                row.try_get::<_, i64>("id")?,
+                row.try_get::<_, Option<String>>("cache_key")?,
+                row.try_get::<_, Option<String>>("op")?,
+                row.try_get::<_, Option<i64>>("version")?,
+                row.try_get::<_, Option<String>>("payload")?,
+                row.try_get::<_, Option<SystemTime>>("created_at")?,
+            ));
+        }
+        Ok(claimed)
+    }
+
+    /// Acknowledges the claimed rows (they were deleted by the claim).
+    pub async fn commit(&self) -> Result<()> {
+        Ok(self.client.batch_execute("COMMIT").await?)
+    }
+
+    /// Gives the claimed rows back.
+    pub async fn rollback(&self) -> Result<()> {
+        Ok(self.client.batch_execute("ROLLBACK").await?)
+    }
+
+    /// The version sequence's last value: the floor to set after a cold start.
+    pub async fn current_version(&self) -> Result<u64> {
+        let row = self
+            .client
+            .query_one("SELECT vset.current_version()", &[])
+            .await?;
+        let v: Option<i64> = row.try_get(0)?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
+    /// Rows waiting in the outbox (for the backlog gauge).
+    pub async fn backlog(&self) -> Result<i64> {
+        let row = self
+            .client
+            .query_one("SELECT count(*) FROM vset.outbox", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_quoted_as_identifiers() {
+        assert_eq!(quote_ident("vset"), "\"vset\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn bad_connection_strings_are_configuration_errors() {
+        assert!(matches!(
+            parse_config("postgres://h:notaport/db"),
+            Err(RelayError::Config(_))
+        ));
+        assert!(parse_config("postgres://u@127.0.0.1:5432/db").is_ok());
+    }
+}
