@@ -16,7 +16,7 @@ RUN_DIR ?= $(CURDIR)/.run
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help deps build build-redis build-redis-release build-relay build-pg install install-pg \
-        test lint test-redis test-pg test-e2e \
+        test lint test-redis test-pg test-e2e test-verify build-verify test-examples \
         demo bench bench-redis bench-pg bench-e2e chaos lab package clean
 
 help: ## list targets
@@ -42,10 +42,16 @@ build-pg: install-pg ## alias of install-pg
 install-pg: deps ## build the extension and install it into the system PostgreSQL 15
 	cd pg-extension && cargo pgrx install --pg-config $(PG_CONFIG)
 
-install: install-pg build-redis-release ## install the extension; the module stays at target/release/libvset_redis.so
+# Where `make install` puts the Redis module and the relay (DESTDIR stages a package root).
+PREFIX ?= /usr/local
+install: install-pg build-redis-release ## install the extension into PostgreSQL 15, the module as $(PREFIX)/lib/vset/libvset_redis.so, vset-relay in $(PREFIX)/bin
+	cargo build -p vset-relay --release
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/libvset_redis.so $(DESTDIR)$(PREFIX)/lib/vset/libvset_redis.so
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/vset-relay $(DESTDIR)$(PREFIX)/bin/vset-relay
+	@echo "installed: extension (CREATE EXTENSION vset), $(PREFIX)/lib/vset/libvset_redis.so (loadmodule), $(PREFIX)/bin/vset-relay; see deploy/ and docs/operations.md"
 
 # ---------------------------------------------------------------- test
-test: deps lint test-redis test-pg test-e2e ## every test (the command CI runs)
+test: deps lint test-redis test-pg test-verify test-e2e test-examples ## every test (the command CI runs)
 
 lint: deps ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
@@ -57,8 +63,28 @@ test-redis: build-redis ## Redis module: unit tests + integration tests against 
 test-pg: install-pg ## extension: #[pg_test]s, isolation specs, concurrency test
 	bash pg-extension/tests/run.sh
 
-test-e2e: build-redis build-relay install-pg ## whole system: real postgres + redis-server + relay
+test-e2e: build-redis build-relay build-verify install-pg ## whole system: real postgres + redis-server + relay
 	cargo test -p vset-tests
+
+test-examples: build-redis install-pg ## examples/: Python relay + Node.js read path on real servers (deps from PyPI/npm, pinned)
+	bash examples/install-deps.sh
+	set -a; source $(CARGO_TARGET_DIR)/examples.env; set +a; cargo test -p vset-examples-e2e
+
+build-verify: deps ## build the consistency checker (target/debug/vset-verify)
+	cargo build -p vset-verify
+
+test-verify: build-redis build-verify install-pg ## vset-verify: unit tests + planted stale/orphan/miss against real servers (lab unit tests too)
+	cargo test -p vset-verify -p vset-lab
+	cargo test -p vset-tests --test verify_planted
+
+# ---------------------------------------------------------------- prove (issue 5)
+chaos: build-redis build-relay build-verify install-pg ## the long chaos matrix (9 cells, ~10 min on 2 cores); writes docs/chaos.md
+	cargo build -p vset-lab --bin vset-chaos
+	$(CARGO_TARGET_DIR)/debug/vset-chaos --table docs/chaos.md
+
+lab: build-redis install-pg ## the strategy lab: six cache strategies, one seeded fault schedule; writes docs/lab.md + docs/lab.png
+	cargo build -p vset-lab --bin vset-lab
+	$(CARGO_TARGET_DIR)/debug/vset-lab --table docs/lab.md --chart docs/lab.png
 
 # ---------------------------------------------------------------- run
 demo: build-redis-release build-relay install-pg ## run the whole system on private servers and show the cache staying correct
@@ -76,6 +102,10 @@ bench-pg: install-pg ## per-row cost: no trigger vs PL/pgSQL outbox trigger vs v
 bench-e2e: build-redis-release install-pg ## relay drain rate and commit-to-visible latency
 	cargo build -p vset-relay --release
 	bash relay/bench/run.sh
+
+# ---------------------------------------------------------------- ship
+package: deps ## release artifacts with SHA256SUMS in target/package/vset-<version>/ (packaging/package.sh)
+	bash packaging/package.sh
 
 clean: ## remove build output and scratch servers
 	cargo clean
