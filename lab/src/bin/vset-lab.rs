@@ -115,7 +115,7 @@ fn run(cli: &Cli) -> Result<(), LabError> {
         );
         figures.push(replay(s.as_mut(), &plan, cli.keys)?);
     }
-    let date = utc_date();
+    let date = vset_lab::utc_date();
     let faults: Vec<String> = Fault::ALL[1..]
         .iter()
         .map(|f| format!("{} x{}", f.name(), counts.get(f).copied().unwrap_or(0)))
@@ -174,24 +174,4 @@ fn markdown(figures: &[Figures], header: &str) -> String {
         ));
     }
     s
-}
-
-/// Today's date (UTC) as YYYY-MM-DD, from the system clock.
-fn utc_date() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
 }

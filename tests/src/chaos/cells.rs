@@ -242,7 +242,10 @@ fn inject(
 const BIG_ROWS: i32 = 3000;
 
 /// Adds `BIG_ROWS` rows of 1 kB and caps Redis at 1 MB above what it uses now.
+/// Waits for a relay to end the module's cold start first: rows written before
+/// the relay's `VFLOOR` would only ever be rejected, never fill the cache.
 fn prepare_eviction(world: &mut World) -> Result<(), ChaosError> {
+    wait_warm(world)?;
     let used: u64 = world
         .redis
         .info_field("memory", "used_memory")?
@@ -260,6 +263,25 @@ fn prepare_eviction(world: &mut World) -> Result<(), ChaosError> {
         world.keys + BIG_ROWS
     ))?;
     Ok(())
+}
+
+/// Waits until `VFLOOR` reports the module warm (a relay has set the floor).
+fn wait_warm(world: &World) -> Result<(), ChaosError> {
+    let mut con = world.redis.client()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state: Vec<redis::Value> = redis::cmd("VFLOOR").query(&mut con)?;
+        if matches!(state.get(1), Some(redis::Value::Int(0))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ChaosError::Stuck(format!(
+                "module still cold after 30s ({state:?}); relay logs:\n{}",
+                world.relay_log_tail()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn evicted(world: &World) -> Result<u64, ChaosError> {
