@@ -12,12 +12,12 @@ fn c_message(message: &str) -> CString {
 }
 
 /// Logs at `warning` level, attributed to the module when `ctx` is a module context.
-pub fn warning(ctx: *mut raw::RedisModuleCtx, message: &str) {
+pub(crate) fn warning(ctx: *mut raw::RedisModuleCtx, message: &str) {
     log(ctx, c"warning", message);
 }
 
 /// Logs at `notice` level.
-pub fn notice(ctx: *mut raw::RedisModuleCtx, message: &str) {
+pub(crate) fn notice(ctx: *mut raw::RedisModuleCtx, message: &str) {
     log(ctx, c"notice", message);
 }
 
@@ -38,7 +38,7 @@ fn log(ctx: *mut raw::RedisModuleCtx, level: &std::ffi::CStr, message: &str) {
 }
 
 /// Logs from an RDB/AOF callback (the line names the module and the key type).
-pub fn io_warning(io: *mut raw::RedisModuleIO, message: &str) {
+pub(crate) fn io_warning(io: *mut raw::RedisModuleIO, message: &str) {
     let Some(log) = (unsafe { raw::RedisModule_LogIOError }) else {
         return;
     };

@@ -18,7 +18,7 @@ use crate::data_type::ENCODING_VERSION;
 use crate::logging;
 use crate::state;
 
-pub unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+pub(crate) unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     // SAFETY: values of this type are Box<VersionedValue>.
     if let Some(v) = unsafe { value.cast::<VersionedValue>().as_ref() } {
         raw::save_slice(rdb, &encoding::encode_value(v));
@@ -35,7 +35,10 @@ fn key_name(io: *mut raw::RedisModuleIO) -> String {
     }
 }
 
-pub unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+pub(crate) unsafe extern "C" fn rdb_load(
+    rdb: *mut raw::RedisModuleIO,
+    encver: c_int,
+) -> *mut c_void {
     if encver > ENCODING_VERSION {
         logging::io_warning(
             rdb,
@@ -76,7 +79,7 @@ pub unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -
     }
 }
 
-pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+pub(crate) unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
         return;
     }
@@ -89,7 +92,7 @@ pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     raw::save_slice(rdb, &encoding::encode_floors(&saved));
 }
 
-pub unsafe extern "C" fn aux_load(
+pub(crate) unsafe extern "C" fn aux_load(
     rdb: *mut raw::RedisModuleIO,
     encver: c_int,
     when: c_int,
@@ -144,7 +147,7 @@ pub unsafe extern "C" fn aux_load(
 /// AOF. The child is a fork, so this never changes in the serving process.
 static FLOORS_EMITTED: AtomicBool = AtomicBool::new(false);
 
-pub unsafe extern "C" fn aof_rewrite(
+pub(crate) unsafe extern "C" fn aof_rewrite(
     aof: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
     value: *mut c_void,

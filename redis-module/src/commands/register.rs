@@ -168,7 +168,7 @@ fn register(ctx: &Context, spec: &CommandSpec) -> Result<(), &'static str> {
             },
             args: ptr::null_mut(),
         };
-        if set_info(command, &mut info) != raw::REDISMODULE_OK as c_int {
+        if set_info(command, std::ptr::addr_of_mut!(info)) != raw::REDISMODULE_OK as c_int {
             return Err("SetCommandInfo failed");
         }
     }
