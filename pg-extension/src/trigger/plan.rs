@@ -188,6 +188,7 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
     // The payload's record type: exactly the payload columns, with their names, so
     // row_to_json of it is row_to_json of `SELECT <columns> FROM table`.
     // SAFETY: descriptor built in TopMemoryContext so it outlives the statement.
+    #[allow(clippy::useless_conversion)] // attndims is not i32 on every PostgreSQL major
     let payload_desc = unsafe {
         let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         let pd = pg_sys::CreateTemplateTupleDesc(payload.len() as i32);

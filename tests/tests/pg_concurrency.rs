@@ -1,0 +1,339 @@
+//! The `vset` extension under real concurrency, on a private PostgreSQL cluster
+//! started by the harness as an unprivileged user (needs `make install-pg`).
+//!
+//! - `same_keys_from_16_connections`: 16 connections update, delete and re-insert
+//!   the same 50 keys. Then, for every key, the highest-version outbox record must
+//!   carry the final committed row (or be a `del` for a deleted row), and versions
+//!   per key must increase in commit order. Commit order is read from PostgreSQL
+//!   itself: `track_commit_timestamp = on` and `pg_xact_commit_timestamp(xmin)` of
+//!   each outbox row (the outbox is not drained during the run, so every record
+//!   is still there with its writing transaction's xmin).
+//! - NOTIFY: exactly one per transaction that captured something, none otherwise,
+//!   savepoints included; rollback leaves no record; relay privileges.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vset_tests::postgres::PgCluster;
+
+const WRITERS: usize = 16;
+const KEYS: i32 = 50;
+const RUN_FOR: Duration = Duration::from_secs(6);
+
+fn setup(pg: &PgCluster) -> Client {
+    pg.create_extension().expect("CREATE EXTENSION vset (run `make install-pg` first)");
+    let mut c = pg.client().expect("client");
+    c.batch_execute(
+        "CREATE TABLE hot(id int PRIMARY KEY, v bigint NOT NULL, writer int NOT NULL, note text);
+         SELECT vset.track('hot', columns => ARRAY['id', 'v', 'writer']);",
+    )
+    .expect("create + track");
+    c
+}
+
+/// True for errors a writer should retry (deadlocks between multi-key transactions).
+fn retryable(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            || *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// One writer: random single- and two-key transactions over the hot keys.
+fn writer(url: String, id: i32, stop: Arc<AtomicBool>, commits: Arc<AtomicU64>) {
+    let mut c = Client::connect(&url, postgres::NoTls).expect("writer connect");
+    let mut rng = StdRng::seed_from_u64(0x5eed_0000 + id as u64);
+    while !stop.load(Ordering::Relaxed) {
+        let keys: Vec<i32> = (0..rng.random_range(1..=2))
+            .map(|_| rng.random_range(0..KEYS))
+            .collect();
+        let ops: Vec<u32> = keys.iter().map(|_| rng.random_range(0..10)).collect();
+        let result = (|| -> Result<(), postgres::Error> {
+            let mut tx = c.transaction()?;
+            for (k, op) in keys.iter().zip(&ops) {
+                match op {
+                    0..=4 => {
+                        tx.execute(
+                            "UPDATE hot SET v = v + 1, writer = $2 WHERE id = $1",
+                            &[k, &id],
+                        )?;
+                    }
+                    5 | 6 => {
+                        tx.execute("DELETE FROM hot WHERE id = $1", &[k])?;
+                    }
+                    7 => {
+                        // Re-insert, or overwrite through the UPDATE path.
+                        tx.execute(
+                            "INSERT INTO hot VALUES ($1, 0, $2) ON CONFLICT (id) DO UPDATE SET v = hot.v + 100, writer = $2",
+                            &[k, &id],
+                        )?;
+                    }
+                    8 => {
+                        tx.execute(
+                            "INSERT INTO hot VALUES ($1, 0, $2) ON CONFLICT (id) DO NOTHING",
+                            &[k, &id],
+                        )?;
+                    }
+                    _ => {
+                        // Not a payload column: must capture nothing.
+                        tx.execute("UPDATE hot SET note = 'n' || $2 WHERE id = $1", &[k, &id.to_string()])?;
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if retryable(&e) => {}
+            Err(e) => panic!("writer {id}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn same_keys_from_16_connections() {
+    let pg = PgCluster::start_with(&[("track_commit_timestamp", "on"), ("max_connections", "60")])
+        .expect("start postgres");
+    let mut c = setup(&pg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (url, stop, commits) = (pg.url(), stop.clone(), commits.clone());
+            std::thread::spawn(move || writer(url, i as i32, stop, commits))
+        })
+        .collect();
+    let started = Instant::now();
+    while started.elapsed() < RUN_FOR {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("writer thread panicked");
+    }
+    let committed = commits.load(Ordering::Relaxed);
+    assert!(committed > 100, "only {committed} transactions committed");
+
+    // Final committed rows.
+    let mut rows: HashMap<String, String> = HashMap::new();
+    for r in c
+        .query("SELECT 'public.hot:' || id, json_build_object('id', id, 'v', v, 'writer', writer)::text FROM hot", &[])
+        .expect("rows")
+    {
+        rows.insert(r.get(0), r.get(1));
+    }
+    // Every record with its commit timestamp (as microseconds since epoch).
+    let records = c
+        .query(
+            "SELECT cache_key, version, op, payload,
+                    (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint
+               FROM vset.outbox ORDER BY cache_key, version",
+            &[],
+        )
+        .expect("outbox");
+    assert!(records.len() as u64 >= committed / 2, "suspiciously few records");
+    let mut by_key: HashMap<String, Vec<(i64, String, Option<String>, i64)>> = HashMap::new();
+    for r in &records {
+        by_key.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3), r.get(4)));
+    }
+
+    let mut checked = 0;
+    for k in 0..KEYS {
+        let key = format!("public.hot:{k}");
+        let Some(recs) = by_key.get(&key) else {
+            assert!(!rows.contains_key(&key), "{key} exists but has no record");
+            continue;
+        };
+        // (1) The highest version carries the final state.
+        let (v, op, payload, _) = recs.last().expect("non-empty");
+        match rows.get(&key) {
+            Some(row) => {
+                assert_eq!(op, "set", "{key}: row exists but highest version {v} is {op}");
+                let got: serde_json::Value =
+                    serde_json::from_str(payload.as_deref().unwrap_or("null")).expect("payload json");
+                let want: serde_json::Value = serde_json::from_str(row).expect("row json");
+                assert_eq!(got, want, "{key}: highest version {v} is not the committed row");
+            }
+            None => assert_eq!(op, "del", "{key}: row deleted but highest version {v} is {op}"),
+        }
+        // (2) Sorted by version, commit timestamps never go back.
+        for w in recs.windows(2) {
+            assert!(
+                w[0].3 <= w[1].3,
+                "{key}: version {} committed at {} but smaller version {} committed later at {}",
+                w[1].0,
+                w[1].3,
+                w[0].0,
+                w[0].3
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= KEYS / 2, "too few keys saw writes: {checked}");
+    // No record for the note-only updates: every set payload has exactly the tracked columns.
+    let extra: i64 = c
+        .query_one("SELECT count(*) FROM vset.outbox WHERE payload LIKE '%note%'", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(extra, 0);
+    println!(
+        "pg_concurrency: {committed} transactions from {WRITERS} connections over {KEYS} keys, {} records checked",
+        records.len()
+    );
+}
+
+/// Collects notifications until the sentinel arrives (NOTIFYs are delivered in
+/// commit order, so everything committed before the sentinel has arrived by then).
+fn drain(listener: &mut Client, sender: &mut Client) -> Vec<(String, String)> {
+    sender.batch_execute("NOTIFY sentinel").expect("sentinel");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut n = listener.notifications();
+        let mut it = n.timeout_iter(Duration::from_millis(200));
+        while let Ok(Some(msg)) = it.next() {
+            if msg.channel() == "sentinel" {
+                return got;
+            }
+            got.push((msg.channel().to_string(), msg.payload().to_string()));
+        }
+        drop(it);
+        // Poll the socket so pending notifications are read.
+        listener.batch_execute("SELECT 1").expect("poll");
+    }
+    panic!("sentinel notification never arrived");
+}
+
+#[test]
+fn one_notify_per_capturing_transaction_none_otherwise() {
+    let pg = PgCluster::start().expect("start postgres");
+    let mut w = setup(&pg);
+    w.batch_execute(
+        "CREATE TABLE other(id int PRIMARY KEY, v int);
+         SELECT vset.track('other', channel => 'other_ch');",
+    )
+    .expect("other");
+    let mut l = pg.client().expect("listener");
+    l.batch_execute("LISTEN vset; LISTEN other_ch; LISTEN sentinel").expect("listen");
+    let vset = |n: usize| vec![("vset".to_string(), String::new()); n];
+
+    w.batch_execute("BEGIN; INSERT INTO hot VALUES (1,0,0),(2,0,0),(3,0,0); UPDATE hot SET v = 1; DELETE FROM hot WHERE id = 3; COMMIT")
+        .expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(1), "many rows, one NOTIFY with empty payload");
+
+    w.batch_execute("BEGIN; UPDATE hot SET note = 'x'; UPDATE hot SET v = v WHERE id = 1; COMMIT").expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(0), "nothing captured, no NOTIFY");
+
+    w.batch_execute("BEGIN; INSERT INTO hot VALUES (10,0,0); ROLLBACK").expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(0), "rolled back, no NOTIFY");
+
+    w.batch_execute("BEGIN; SAVEPOINT s; INSERT INTO hot VALUES (11,0,0); ROLLBACK TO s; INSERT INTO hot VALUES (12,0,0); COMMIT")
+        .expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(1), "capture after ROLLBACK TO must notify again");
+
+    w.batch_execute("BEGIN; SAVEPOINT s; INSERT INTO hot VALUES (13,0,0); ROLLBACK TO s; COMMIT").expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(0), "only a rolled-back savepoint captured");
+
+    w.batch_execute("BEGIN; INSERT INTO hot VALUES (14,0,0); SAVEPOINT s; INSERT INTO hot VALUES (15,0,0); ROLLBACK TO s; RELEASE s; COMMIT")
+        .expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(1));
+
+    w.batch_execute("BEGIN; SAVEPOINT a; INSERT INTO hot VALUES (16,0,0); RELEASE a; SAVEPOINT b; INSERT INTO hot VALUES (17,0,0); COMMIT")
+        .expect("tx");
+    assert_eq!(drain(&mut l, &mut w), vset(1), "released savepoint's NOTIFY is kept, not repeated");
+
+    w.batch_execute("BEGIN; INSERT INTO hot VALUES (18,0,0); INSERT INTO other VALUES (1,1); COMMIT").expect("tx");
+    let mut got = drain(&mut l, &mut w);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("other_ch".to_string(), String::new()), ("vset".to_string(), String::new())],
+        "one per channel"
+    );
+
+    // Records: exactly the committed changes, none of the rolled-back ones.
+    let keys: Vec<String> = w
+        .query("SELECT cache_key FROM vset.outbox WHERE tbl = 'hot'::regclass AND op = 'set' ORDER BY id", &[])
+        .expect("keys")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<String> = [1, 2, 3, 1, 2, 3, 12, 14, 16, 17, 18]
+        .iter()
+        .map(|k| format!("public.hot:{k}"))
+        .collect();
+    assert_eq!(keys, want);
+}
+
+#[test]
+fn current_version_and_relay_privileges() {
+    let pg = PgCluster::start().expect("start postgres");
+    let mut c = setup(&pg);
+    let v0: i64 = c.query_one("SELECT vset.current_version()", &[]).expect("cv").get(0);
+    assert_eq!(v0, 0, "fresh cluster: no version handed out yet");
+    c.batch_execute("INSERT INTO hot VALUES (1,0,0),(2,0,0)").expect("insert");
+    let (max, cv): (i64, i64) = {
+        let r = c
+            .query_one("SELECT (SELECT max(version) FROM vset.outbox), vset.current_version()", &[])
+            .expect("cv");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((max, cv), (2, 2));
+
+    c.batch_execute(
+        "CREATE ROLE relay LOGIN;
+         GRANT USAGE ON SCHEMA vset TO relay;
+         GRANT SELECT, UPDATE, DELETE ON vset.outbox TO relay;
+         CREATE ROLE app LOGIN;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON hot TO app;",
+    )
+    .expect("roles");
+    let connect = |user: &str| {
+        Client::connect(
+            &format!("host=127.0.0.1 port={} user={user} dbname=postgres", pg.port()),
+            postgres::NoTls,
+        )
+        .expect("connect as role")
+    };
+    // The application role writes tracked rows without any grant on vset's objects.
+    let mut app = connect("app");
+    app.batch_execute("INSERT INTO hot VALUES (3,0,0); UPDATE hot SET v = 5 WHERE id = 3")
+        .expect("app writes are captured without outbox privileges");
+    let filled = app
+        .query("SELECT cache_key, payload FROM vset.fill('hot', '3')", &[])
+        .expect("app may fill");
+    assert_eq!(filled.len(), 1);
+    assert_eq!(filled[0].get::<_, String>(1), r#"{"id":3,"v":5,"writer":0}"#);
+    let denied = app.query("SELECT * FROM vset.outbox", &[]).expect_err("outbox is private");
+    assert_eq!(denied.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
+    let denied = app.query("SELECT * FROM vset.claim(10)", &[]).expect_err("app may not claim");
+    assert_eq!(denied.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
+    let cv: i64 = app.query_one("SELECT vset.current_version()", &[]).expect("cv").get(0);
+    assert_eq!(cv, 5, "anyone may read current_version");
+
+    // The relay role claims inside its transaction; ROLLBACK gives rows back.
+    let mut relay = connect("relay");
+    let mut tx = relay.transaction().expect("tx");
+    let claimed = tx
+        .query("SELECT id, cache_key, op, version FROM vset.claim(2)", &[])
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    tx.rollback().expect("rollback");
+    let waiting: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[]).expect("n").get(0);
+    assert_eq!(waiting, 4, "rolled-back claim gives the rows back");
+    let mut tx = relay.transaction().expect("tx");
+    let claimed = tx.query("SELECT id FROM vset.claim(100)", &[]).expect("claim");
+    let ids: Vec<i64> = claimed.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+    tx.commit().expect("commit");
+    let waiting: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[]).expect("n").get(0);
+    assert_eq!(waiting, 0);
+}
