@@ -41,52 +41,78 @@ impl Figures {
     }
 }
 
-pub fn replay(s: &mut dyn Strategy, schedule: &[Episode], keys: i32) -> Result<Figures, LabError> {
-    let mut f = Figures {
-        strategy: s.name().to_string(),
-        ..Default::default()
-    };
-    let mut latencies = Vec::new();
-    let mut ordinal = 0u64;
-    for ep in schedule {
-        for &k in &ep.reads {
-            f.reads += 1;
-            if s.read(k)? {
-                f.hits += 1;
-            }
-        }
-        // Make sure the key is cached, so a fault that skips an update shows.
-        s.read(ep.key)?;
-        let (w1, w2) = (ordinal + 1, ordinal + 2);
-        ordinal += 2;
-        let r = s.episode(ep.key, w1, w2, ep.fault, ep.fill_early)?;
-        f.episodes += 1;
-        f.writes += 2;
-        f.failed_writes += r.failed_writes;
-        latencies.extend(r.write_us);
-        let stored = s.stored(ep.key)?;
-        let cached = s.cached(ep.key)?;
-        if let (Some(c), Some(d)) = (&cached, &stored) {
-            if c != d {
-                *f.stale_by_fault.entry(ep.fault).or_default() += 1;
-            }
-        }
-        let in_db = stored.as_deref().map(ordinal_of).unwrap_or(0);
-        if in_db < r.last_acked {
-            f.lost_writes += 1;
+/// Replays the schedule on every strategy, interleaved episode by episode, so
+/// whatever else the machine is doing weighs on all strategies' latencies alike.
+pub fn replay_all(
+    strategies: &mut [Box<dyn Strategy>],
+    schedule: &[Episode],
+    keys: i32,
+) -> Result<Vec<Figures>, LabError> {
+    let mut figures: Vec<Figures> = strategies
+        .iter()
+        .map(|s| Figures {
+            strategy: s.name().to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); strategies.len()];
+    for (n, ep) in schedule.iter().enumerate() {
+        let ordinal = 2 * n as u64;
+        for ((s, f), lat) in strategies
+            .iter_mut()
+            .zip(figures.iter_mut())
+            .zip(latencies.iter_mut())
+        {
+            one_episode(s.as_mut(), ep, ordinal, f, lat)?;
         }
     }
-    for k in 1..=keys {
-        if let (Some(c), Some(d)) = (s.cached(k)?, s.stored(k)?) {
-            if c != d {
-                f.stale_keys_at_end += 1;
+    for ((s, f), mut lat) in strategies.iter_mut().zip(figures.iter_mut()).zip(latencies) {
+        for k in 1..=keys {
+            if let (Some(c), Some(d)) = (s.cached(k)?, s.stored(k)?) {
+                if c != d {
+                    f.stale_keys_at_end += 1;
+                }
             }
         }
+        lat.sort_unstable();
+        if !lat.is_empty() {
+            let idx = ((lat.len() as f64) * 0.99).ceil() as usize;
+            f.write_p99_us = lat[idx.saturating_sub(1).min(lat.len() - 1)];
+        }
     }
-    latencies.sort_unstable();
-    if !latencies.is_empty() {
-        let idx = ((latencies.len() as f64) * 0.99).ceil() as usize;
-        f.write_p99_us = latencies[idx.saturating_sub(1).min(latencies.len() - 1)];
+    Ok(figures)
+}
+
+/// One episode on one strategy: reads, the two writes under the fault, the check.
+fn one_episode(
+    s: &mut dyn Strategy,
+    ep: &Episode,
+    ordinal: u64,
+    f: &mut Figures,
+    latencies: &mut Vec<u64>,
+) -> Result<(), LabError> {
+    for &k in &ep.reads {
+        f.reads += 1;
+        if s.read(k)? {
+            f.hits += 1;
+        }
     }
-    Ok(f)
+    let (w1, w2) = (ordinal + 1, ordinal + 2);
+    let r = s.episode(ep.key, w1, w2, ep.fault, ep.fill_early)?;
+    f.episodes += 1;
+    f.writes += 2;
+    f.failed_writes += r.failed_writes;
+    latencies.extend(r.write_us);
+    let stored = s.stored(ep.key)?;
+    let cached = s.cached(ep.key)?;
+    if let (Some(c), Some(d)) = (&cached, &stored) {
+        if c != d {
+            *f.stale_by_fault.entry(ep.fault).or_default() += 1;
+        }
+    }
+    let in_db = stored.as_deref().map(ordinal_of).unwrap_or(0);
+    if in_db < r.last_acked {
+        f.lost_writes += 1;
+    }
+    Ok(())
 }

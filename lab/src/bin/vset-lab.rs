@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use vset_lab::proxy::FaultProxy;
-use vset_lab::run::{replay, Figures};
+use vset_lab::run::{replay_all, Figures};
 use vset_lab::schedule::{self, Fault};
 use vset_lab::strategy::app::{AppKind, AppStrategy};
 use vset_lab::strategy::relayed::RelayedStrategy;
@@ -106,15 +106,12 @@ fn run(cli: &Cli) -> Result<(), LabError> {
         )?));
     }
 
-    let mut figures = Vec::new();
-    for s in strategies.iter_mut() {
-        eprintln!(
-            "vset-lab: replaying {} episodes on {}",
-            plan.len(),
-            s.name()
-        );
-        figures.push(replay(s.as_mut(), &plan, cli.keys)?);
-    }
+    eprintln!(
+        "vset-lab: replaying {} episodes on {} strategies, interleaved",
+        plan.len(),
+        strategies.len()
+    );
+    let figures = replay_all(&mut strategies, &plan, cli.keys)?;
     let date = vset_lab::utc_date();
     let faults: Vec<String> = Fault::ALL[1..]
         .iter()
