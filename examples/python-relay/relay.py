@@ -141,11 +141,11 @@ def positive_int(text):
 
 
 def duration(text):
-    """Seconds from `250ms`, `1s`, `2m` or a bare number of seconds (as vset-relay)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    """Seconds from `250ms`, `1s`, `2m`, `1h` or a bare number of seconds (as vset-relay)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
     if not m or float(m[1]) == 0:
         raise argparse.ArgumentTypeError(f"must be a positive duration like 250ms, 1s, 2m; got {text!r}")
-    return float(m[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m[2]]
+    return float(m[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m[2]]
 
 
 def main():
