@@ -55,7 +55,7 @@ impl Cell {
     /// What the "faults injected" column counts.
     pub fn fault(self) -> &'static str {
         match self {
-            Cell::RelaySigkill => "relay SIGKILLed mid-stream, restarted (kills)",
+            Cell::RelaySigkill => "relay SIGKILLed between VSET and COMMIT, restarted (kills)",
             Cell::TwoRelaysBacklog => "two relays started at once on a backlog (rows waiting)",
             Cell::RedisColdRestart => "redis SIGKILLed, restarted empty and cold (restarts)",
             Cell::RedisAofRestart => "redis SIGKILLed, restarted from AOF (restarts)",
@@ -104,6 +104,9 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
     }
     if cell == Cell::EvictionOutOfOrder {
         prepare_eviction(&mut world)?;
+    }
+    if cell == Cell::RelaySigkill {
+        slow_relay_commits(&world)?;
     }
     let fillers = if cell == Cell::FillRace { 3 } else { 0 };
     let workload = Workload::start(&world.pg.url(), &world.redis.url(), size, fillers);
@@ -158,11 +161,16 @@ fn inject(
     };
     match cell {
         Cell::RelaySigkill => {
+            // Kill only while a relay sits in its COMMIT (see `slow_relay_commits`):
+            // its VSETs are in Redis, its claim is not yet committed.
+            let mut c = world.pg.client()?;
             while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(rng.random_range(100..400)));
-                world.kill_relay(0);
-                faults += 1;
-                world.respawn_relay(0)?;
+                std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
+                if wait_for_commit_in_flight(&mut c, deadline)? {
+                    world.kill_relay(0);
+                    faults += 1;
+                    world.respawn_relay(0)?;
+                }
             }
         }
         Cell::TwoRelaysBacklog => {
@@ -263,6 +271,55 @@ fn prepare_eviction(world: &mut World) -> Result<(), ChaosError> {
         world.keys + BIG_ROWS
     ))?;
     Ok(())
+}
+
+/// Test-only instrumentation for the SIGKILL cell: a deferred constraint trigger
+/// on `vset.outbox` makes every transaction that deleted outbox rows (a relay's
+/// claim) sleep 100 ms inside COMMIT, i.e. after the relay applied the batch to
+/// Redis and before the claim is committed. `client_connection_check_interval`
+/// makes the backend notice a killed relay during that sleep and roll back, as
+/// a real crash before COMMIT does.
+fn slow_relay_commits(world: &World) -> Result<(), ChaosError> {
+    // ALTER SYSTEM refuses to run inside the implicit transaction of a
+    // multi-statement query: on its own first.
+    world
+        .pg
+        .execute("ALTER SYSTEM SET client_connection_check_interval = '20ms'")?;
+    world.pg.execute(
+        "SELECT pg_reload_conf();
+         CREATE FUNCTION chaos_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_setting('chaos.slept', true) IS DISTINCT FROM 'y' THEN
+             PERFORM set_config('chaos.slept', 'y', true);
+             PERFORM pg_sleep(0.1);
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER chaos_slow_commit AFTER DELETE ON vset.outbox
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chaos_slow_commit();",
+    )?;
+    Ok(())
+}
+
+/// Waits (until `deadline`) for a session sleeping in `chaos_slow_commit`, i.e. a
+/// relay between its VSETs and the end of its COMMIT.
+fn wait_for_commit_in_flight(
+    c: &mut postgres::Client,
+    deadline: Instant,
+) -> Result<bool, ChaosError> {
+    while Instant::now() < deadline {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+                &[],
+            )?
+            .try_get(0)?;
+        if n > 0 {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(false)
 }
 
 /// Waits until `VFLOOR` reports the module warm (a relay has set the floor).
