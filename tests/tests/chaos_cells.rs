@@ -17,10 +17,12 @@ fn cell(cell: Cell) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let row = run_cell(cell, &CellSize::short()).unwrap_or_else(|e| panic!("{}: {e}", cell.name()));
     println!(
-        "{}\n{}\nverify: {:?}",
+        "{}\n{}\nverify: {:?}; prober rounds {} (failed {})",
         CellRow::markdown_header(),
         row.markdown(),
-        row.verify
+        row.verify,
+        row.probes,
+        row.probe_errors
     );
     assert!(row.writes > 0, "{}: no writes happened", cell.name());
     assert!(row.faults > 0, "{}: no fault was injected", cell.name());

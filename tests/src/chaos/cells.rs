@@ -136,6 +136,8 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
         verify: total,
         worst_window: stats.worst_window,
         converge,
+        probes: stats.probes,
+        probe_errors: stats.probe_errors,
     };
     if row.stale > 0 {
         eprintln!("{}\n{}", report.render_text(), world.relay_log_tail());

@@ -73,6 +73,9 @@ pub struct CellRow {
     pub worst_window: Duration,
     /// From the writers' stop (faults cleared) until the outbox was empty.
     pub converge: Duration,
+    /// Prober rounds behind `worst_window` (and failed rounds, e.g. Redis down).
+    pub probes: u64,
+    pub probe_errors: u64,
 }
 
 impl CellRow {

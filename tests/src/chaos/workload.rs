@@ -26,6 +26,8 @@ struct Shared {
     writes: AtomicU64,
     fills: AtomicU64,
     evictions: AtomicU64,
+    probes: AtomicU64,
+    probe_errors: AtomicU64,
     next_value: AtomicI64,
 }
 
@@ -41,6 +43,9 @@ pub struct WorkloadStats {
     pub writes: u64,
     pub fills: u64,
     pub evictions: u64,
+    /// Prober rounds that read every hot key, and rounds that failed.
+    pub probes: u64,
+    pub probe_errors: u64,
     pub worst_window: Duration,
 }
 
@@ -102,6 +107,8 @@ impl Workload {
             writes: self.shared.writes.load(Ordering::SeqCst),
             fills: self.shared.fills.load(Ordering::SeqCst),
             evictions: self.shared.evictions.load(Ordering::SeqCst),
+            probes: self.shared.probes.load(Ordering::SeqCst),
+            probe_errors: self.shared.probe_errors.load(Ordering::SeqCst),
             worst_window: *self
                 .shared
                 .worst_window
@@ -194,7 +201,10 @@ fn prober(url: &str, keys: i32, stop: &AtomicBool, shared: &Shared) {
         }
         let values: Vec<Option<String>> = match pipe.query(&mut con) {
             Ok(v) => v,
-            Err(_) => {
+            Err(e) => {
+                if shared.probe_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("chaos prober: {e}");
+                }
                 std::thread::sleep(Duration::from_millis(50));
                 match connect_redis(url, stop) {
                     Some(c) => con = c,
@@ -203,6 +213,7 @@ fn prober(url: &str, keys: i32, stop: &AtomicBool, shared: &Shared) {
                 continue;
             }
         };
+        shared.probes.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let last = shared.last.lock().unwrap_or_else(|e| e.into_inner());
         let mut worst = Duration::ZERO;
