@@ -160,8 +160,25 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
         };
         key.push(KeyColumn { index, typoutput });
     }
+    let tracked = if is_partition {
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pg_catalog.pg_partition_root($1)::oid",
+            &[relid.into()],
+        )?
+        .unwrap_or(relid)
+    } else {
+        relid
+    };
+
     let payload: Vec<usize> = if args.len() > 3 {
         args[3..]
+            .iter()
+            .map(|c| find(c))
+            .collect::<Result<_, _>>()?
+    } else if tracked != relid {
+        // A partition may order its columns differently from the root; the payload
+        // follows the root's order so every partition (and vset.fill) renders alike.
+        root_columns(tracked)?
             .iter()
             .map(|c| find(c))
             .collect::<Result<_, _>>()?
@@ -211,16 +228,6 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
         blessed
     };
 
-    let tracked = if is_partition {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT pg_catalog.pg_partition_root($1)::oid",
-            &[relid.into()],
-        )?
-        .unwrap_or(relid)
-    } else {
-        relid
-    };
-
     Ok(CapturePlan {
         relid,
         tracked,
@@ -231,5 +238,24 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
         compared,
         mode,
         channel,
+    })
+}
+
+/// Live column names of `table` in attribute order.
+fn root_columns(table: pg_sys::Oid) -> Result<Vec<String>, VsetError> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attname::text FROM pg_catalog.pg_attribute
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[table.into()],
+        )?;
+        let mut cols = Vec::new();
+        for row in rows {
+            if let Some(c) = row.get::<String>(1)? {
+                cols.push(c);
+            }
+        }
+        Ok(cols)
     })
 }
