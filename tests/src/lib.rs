@@ -19,6 +19,11 @@
 //! The end-to-end tests of the whole system (relay included) live in `tests/tests/`.
 
 pub mod chaos;
+// End-to-end helpers (issue 4): relay processes, writers, the Redis == PostgreSQL checker.
+pub mod convergence;
+pub mod relay;
+pub mod stack;
+pub mod workload;
 pub mod error;
 pub mod paths;
 pub mod ports;

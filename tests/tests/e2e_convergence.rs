@@ -1,0 +1,138 @@
+//! End to end, no faults: writers on many connections, one, two and four relays;
+//! after the writers stop and the outbox drains, Redis equals PostgreSQL key by key
+//! (payload and version of the last change; deleted rows absent or tombstoned).
+//!
+//! Runs against the reference relay, or against any relay with the same flags via
+//! `VSET_E2E_RELAY="python3 examples/python-relay/relay.py"`.
+
+use std::time::Duration;
+
+use vset_tests::ports::free_port;
+use vset_tests::relay::{metric_value, scrape_metrics, wait_metrics};
+use vset_tests::stack::Stack;
+use vset_tests::workload::WorkloadSpec;
+
+const KEYS: i32 = 200;
+const WRITE_FOR: Duration = Duration::from_secs(3);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn converge_with_relays(relays: usize) {
+    let mut stack = Stack::standalone(KEYS).expect("stack");
+    let reference = stack.relay_command.is_reference();
+    let mut metrics = Vec::new();
+    for _ in 0..relays {
+        if reference {
+            let addr = format!("127.0.0.1:{}", free_port());
+            stack
+                .spawn_relay(&["--metrics", &addr, "--batch-size", "100"])
+                .expect("relay");
+            metrics.push(addr);
+        } else {
+            stack.spawn_relay(&[]).expect("relay");
+        }
+    }
+    for addr in &metrics {
+        wait_metrics(addr, Duration::from_secs(20)).expect("relay up");
+    }
+
+    let writers = stack.workload(&WorkloadSpec {
+        writers: 8,
+        keys: KEYS,
+        pace: None,
+        seed: relays as u64,
+    });
+    std::thread::sleep(WRITE_FOR);
+    let stats = writers.stop();
+    assert!(
+        stats.commits > 300,
+        "the workload must actually write (commits {}, failures {})",
+        stats.commits,
+        stats.failures
+    );
+    stack.drain(DRAIN_TIMEOUT).expect("drained");
+
+    let report = stack.check().expect("check");
+    report.assert_exact(&format!("{relays} relay(s)\n{}", stack.relay_logs(2000)));
+    assert!(
+        report.exact > 0 && report.deleted > 0,
+        "workload must leave both live and deleted keys: {report:?}"
+    );
+
+    if reference {
+        // Every captured change was acknowledged exactly once across all relays:
+        // SKIP LOCKED shares the work, nothing is acked twice or lost.
+        let captured: i64 = stack
+            .pg
+            .client()
+            .expect("client")
+            .query_one("SELECT count(*) FROM public.vset_e2e_audit", &[])
+            .expect("count")
+            .get(0);
+        let mut acked = 0.0;
+        let mut per_relay = Vec::new();
+        for addr in &metrics {
+            let text = scrape_metrics(addr).expect("scrape");
+            let a = metric_value(&text, "vset_relay_acked_total").expect("acked metric");
+            let errors = text
+                .lines()
+                .filter(|l| l.starts_with("vset_relay_errors_total"))
+                .collect::<Vec<_>>();
+            assert!(
+                errors.is_empty(),
+                "no errors expected without faults: {errors:?}"
+            );
+            per_relay.push(a);
+            acked += a;
+        }
+        assert_eq!(
+            acked as i64, captured,
+            "acked per relay {per_relay:?} must add up to the captured changes"
+        );
+    }
+}
+
+#[test]
+fn many_writers_one_relay_converge_exactly() {
+    converge_with_relays(1);
+}
+
+/// The checker itself must be able to fail: plant a stale value and a missing key
+/// behind the relay's back and make sure both are reported.
+#[test]
+fn the_checker_reports_planted_stale_and_missing_keys() {
+    let mut stack = Stack::standalone(20).expect("stack");
+    stack.spawn_relay(&[]).expect("relay");
+    stack.drain(DRAIN_TIMEOUT).expect("drained");
+    let report = stack.check().expect("check");
+    report.assert_exact("seeded rows");
+    assert_eq!(report.exact, 20);
+
+    let mut con = stack.redis().client().expect("redis");
+    let stale: i64 = redis::cmd("VSET")
+        .arg("public.users:1")
+        .arg(u64::MAX / 2)
+        .arg("{\"id\":1,\"name\":\"stale\"}")
+        .query(&mut con)
+        .expect("VSET");
+    assert_eq!(stale, 1);
+    let _: i64 = redis::cmd("DEL")
+        .arg("public.users:2")
+        .query(&mut con)
+        .expect("DEL");
+    let report = stack.check().expect("check");
+    assert_eq!(report.stale.len(), 1, "{report:?}");
+    assert_eq!(report.stale[0].expected.cache_key, "public.users:1");
+    assert_eq!(report.misses.len(), 1, "{report:?}");
+    assert_eq!(report.misses[0].expected.cache_key, "public.users:2");
+    assert_eq!(report.exact, 18);
+}
+
+#[test]
+fn two_relays_share_the_outbox_and_converge() {
+    converge_with_relays(2);
+}
+
+#[test]
+fn four_relays_share_the_outbox_and_converge() {
+    converge_with_relays(4);
+}
