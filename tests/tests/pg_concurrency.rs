@@ -27,7 +27,8 @@ const KEYS: i32 = 50;
 const RUN_FOR: Duration = Duration::from_secs(6);
 
 fn setup(pg: &PgCluster) -> Client {
-    pg.create_extension().expect("CREATE EXTENSION vset (run `make install-pg` first)");
+    pg.create_extension()
+        .expect("CREATE EXTENSION vset (run `make install-pg` first)");
     let mut c = pg.client().expect("client");
     c.batch_execute(
         "CREATE TABLE hot(id int PRIMARY KEY, v bigint NOT NULL, writer int NOT NULL, note text);
@@ -82,7 +83,10 @@ fn writer(url: String, id: i32, stop: Arc<AtomicBool>, commits: Arc<AtomicU64>) 
                     }
                     _ => {
                         // Not a payload column: must capture nothing.
-                        tx.execute("UPDATE hot SET note = 'n' || $2 WHERE id = $1", &[k, &id.to_string()])?;
+                        tx.execute(
+                            "UPDATE hot SET note = 'n' || $2 WHERE id = $1",
+                            &[k, &id.to_string()],
+                        )?;
                     }
                 }
             }
@@ -139,10 +143,16 @@ fn same_keys_from_16_connections() {
             &[],
         )
         .expect("outbox");
-    assert!(records.len() as u64 >= committed / 2, "suspiciously few records");
+    assert!(
+        records.len() as u64 >= committed / 2,
+        "suspiciously few records"
+    );
     let mut by_key: HashMap<String, Vec<(i64, String, Option<String>, i64)>> = HashMap::new();
     for r in &records {
-        by_key.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3), r.get(4)));
+        by_key
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2), r.get(3), r.get(4)));
     }
 
     let mut checked = 0;
@@ -156,13 +166,23 @@ fn same_keys_from_16_connections() {
         let (v, op, payload, _) = recs.last().expect("non-empty");
         match rows.get(&key) {
             Some(row) => {
-                assert_eq!(op, "set", "{key}: row exists but highest version {v} is {op}");
+                assert_eq!(
+                    op, "set",
+                    "{key}: row exists but highest version {v} is {op}"
+                );
                 let got: serde_json::Value =
-                    serde_json::from_str(payload.as_deref().unwrap_or("null")).expect("payload json");
+                    serde_json::from_str(payload.as_deref().unwrap_or("null"))
+                        .expect("payload json");
                 let want: serde_json::Value = serde_json::from_str(row).expect("row json");
-                assert_eq!(got, want, "{key}: highest version {v} is not the committed row");
+                assert_eq!(
+                    got, want,
+                    "{key}: highest version {v} is not the committed row"
+                );
             }
-            None => assert_eq!(op, "del", "{key}: row deleted but highest version {v} is {op}"),
+            None => assert_eq!(
+                op, "del",
+                "{key}: row deleted but highest version {v} is {op}"
+            ),
         }
         // (2) Sorted by version, commit timestamps never go back.
         for w in recs.windows(2) {
@@ -180,7 +200,10 @@ fn same_keys_from_16_connections() {
     assert!(checked >= KEYS / 2, "too few keys saw writes: {checked}");
     // No record for the note-only updates: every set payload has exactly the tracked columns.
     let extra: i64 = c
-        .query_one("SELECT count(*) FROM vset.outbox WHERE payload LIKE '%note%'", &[])
+        .query_one(
+            "SELECT count(*) FROM vset.outbox WHERE payload LIKE '%note%'",
+            &[],
+        )
         .expect("count")
         .get(0);
     assert_eq!(extra, 0);
@@ -197,15 +220,16 @@ fn drain(listener: &mut Client, sender: &mut Client) -> Vec<(String, String)> {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let mut n = listener.notifications();
-        let mut it = n.timeout_iter(Duration::from_millis(200));
-        while let Ok(Some(msg)) = it.next() {
-            if msg.channel() == "sentinel" {
-                return got;
+        {
+            let mut n = listener.notifications();
+            let mut it = n.timeout_iter(Duration::from_millis(200));
+            while let Ok(Some(msg)) = it.next() {
+                if msg.channel() == "sentinel" {
+                    return got;
+                }
+                got.push((msg.channel().to_string(), msg.payload().to_string()));
             }
-            got.push((msg.channel().to_string(), msg.payload().to_string()));
         }
-        drop(it);
         // Poll the socket so pending notifications are read.
         listener.batch_execute("SELECT 1").expect("poll");
     }
@@ -222,25 +246,45 @@ fn one_notify_per_capturing_transaction_none_otherwise() {
     )
     .expect("other");
     let mut l = pg.client().expect("listener");
-    l.batch_execute("LISTEN vset; LISTEN other_ch; LISTEN sentinel").expect("listen");
+    l.batch_execute("LISTEN vset; LISTEN other_ch; LISTEN sentinel")
+        .expect("listen");
     let vset = |n: usize| vec![("vset".to_string(), String::new()); n];
 
     w.batch_execute("BEGIN; INSERT INTO hot VALUES (1,0,0),(2,0,0),(3,0,0); UPDATE hot SET v = 1; DELETE FROM hot WHERE id = 3; COMMIT")
         .expect("tx");
-    assert_eq!(drain(&mut l, &mut w), vset(1), "many rows, one NOTIFY with empty payload");
+    assert_eq!(
+        drain(&mut l, &mut w),
+        vset(1),
+        "many rows, one NOTIFY with empty payload"
+    );
 
-    w.batch_execute("BEGIN; UPDATE hot SET note = 'x'; UPDATE hot SET v = v WHERE id = 1; COMMIT").expect("tx");
-    assert_eq!(drain(&mut l, &mut w), vset(0), "nothing captured, no NOTIFY");
+    w.batch_execute("BEGIN; UPDATE hot SET note = 'x'; UPDATE hot SET v = v WHERE id = 1; COMMIT")
+        .expect("tx");
+    assert_eq!(
+        drain(&mut l, &mut w),
+        vset(0),
+        "nothing captured, no NOTIFY"
+    );
 
-    w.batch_execute("BEGIN; INSERT INTO hot VALUES (10,0,0); ROLLBACK").expect("tx");
+    w.batch_execute("BEGIN; INSERT INTO hot VALUES (10,0,0); ROLLBACK")
+        .expect("tx");
     assert_eq!(drain(&mut l, &mut w), vset(0), "rolled back, no NOTIFY");
 
     w.batch_execute("BEGIN; SAVEPOINT s; INSERT INTO hot VALUES (11,0,0); ROLLBACK TO s; INSERT INTO hot VALUES (12,0,0); COMMIT")
         .expect("tx");
-    assert_eq!(drain(&mut l, &mut w), vset(1), "capture after ROLLBACK TO must notify again");
+    assert_eq!(
+        drain(&mut l, &mut w),
+        vset(1),
+        "capture after ROLLBACK TO must notify again"
+    );
 
-    w.batch_execute("BEGIN; SAVEPOINT s; INSERT INTO hot VALUES (13,0,0); ROLLBACK TO s; COMMIT").expect("tx");
-    assert_eq!(drain(&mut l, &mut w), vset(0), "only a rolled-back savepoint captured");
+    w.batch_execute("BEGIN; SAVEPOINT s; INSERT INTO hot VALUES (13,0,0); ROLLBACK TO s; COMMIT")
+        .expect("tx");
+    assert_eq!(
+        drain(&mut l, &mut w),
+        vset(0),
+        "only a rolled-back savepoint captured"
+    );
 
     w.batch_execute("BEGIN; INSERT INTO hot VALUES (14,0,0); SAVEPOINT s; INSERT INTO hot VALUES (15,0,0); ROLLBACK TO s; RELEASE s; COMMIT")
         .expect("tx");
@@ -248,14 +292,24 @@ fn one_notify_per_capturing_transaction_none_otherwise() {
 
     w.batch_execute("BEGIN; SAVEPOINT a; INSERT INTO hot VALUES (16,0,0); RELEASE a; SAVEPOINT b; INSERT INTO hot VALUES (17,0,0); COMMIT")
         .expect("tx");
-    assert_eq!(drain(&mut l, &mut w), vset(1), "released savepoint's NOTIFY is kept, not repeated");
+    assert_eq!(
+        drain(&mut l, &mut w),
+        vset(1),
+        "released savepoint's NOTIFY is kept, not repeated"
+    );
 
-    w.batch_execute("BEGIN; INSERT INTO hot VALUES (18,0,0); INSERT INTO other VALUES (1,1); COMMIT").expect("tx");
+    w.batch_execute(
+        "BEGIN; INSERT INTO hot VALUES (18,0,0); INSERT INTO other VALUES (1,1); COMMIT",
+    )
+    .expect("tx");
     let mut got = drain(&mut l, &mut w);
     got.sort();
     assert_eq!(
         got,
-        vec![("other_ch".to_string(), String::new()), ("vset".to_string(), String::new())],
+        vec![
+            ("other_ch".to_string(), String::new()),
+            ("vset".to_string(), String::new())
+        ],
         "one per channel"
     );
 
@@ -277,12 +331,19 @@ fn one_notify_per_capturing_transaction_none_otherwise() {
 fn current_version_and_relay_privileges() {
     let pg = PgCluster::start().expect("start postgres");
     let mut c = setup(&pg);
-    let v0: i64 = c.query_one("SELECT vset.current_version()", &[]).expect("cv").get(0);
+    let v0: i64 = c
+        .query_one("SELECT vset.current_version()", &[])
+        .expect("cv")
+        .get(0);
     assert_eq!(v0, 0, "fresh cluster: no version handed out yet");
-    c.batch_execute("INSERT INTO hot VALUES (1,0,0),(2,0,0)").expect("insert");
+    c.batch_execute("INSERT INTO hot VALUES (1,0,0),(2,0,0)")
+        .expect("insert");
     let (max, cv): (i64, i64) = {
         let r = c
-            .query_one("SELECT (SELECT max(version) FROM vset.outbox), vset.current_version()", &[])
+            .query_one(
+                "SELECT (SELECT max(version) FROM vset.outbox), vset.current_version()",
+                &[],
+            )
             .expect("cv");
         (r.get(0), r.get(1))
     };
@@ -298,7 +359,10 @@ fn current_version_and_relay_privileges() {
     .expect("roles");
     let connect = |user: &str| {
         Client::connect(
-            &format!("host=127.0.0.1 port={} user={user} dbname=postgres", pg.port()),
+            &format!(
+                "host=127.0.0.1 port={} user={user} dbname=postgres",
+                pg.port()
+            ),
             postgres::NoTls,
         )
         .expect("connect as role")
@@ -311,12 +375,28 @@ fn current_version_and_relay_privileges() {
         .query("SELECT cache_key, payload FROM vset.fill('hot', '3')", &[])
         .expect("app may fill");
     assert_eq!(filled.len(), 1);
-    assert_eq!(filled[0].get::<_, String>(1), r#"{"id":3,"v":5,"writer":0}"#);
-    let denied = app.query("SELECT * FROM vset.outbox", &[]).expect_err("outbox is private");
-    assert_eq!(denied.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
-    let denied = app.query("SELECT * FROM vset.claim(10)", &[]).expect_err("app may not claim");
-    assert_eq!(denied.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
-    let cv: i64 = app.query_one("SELECT vset.current_version()", &[]).expect("cv").get(0);
+    assert_eq!(
+        filled[0].get::<_, String>(1),
+        r#"{"id":3,"v":5,"writer":0}"#
+    );
+    let denied = app
+        .query("SELECT * FROM vset.outbox", &[])
+        .expect_err("outbox is private");
+    assert_eq!(
+        denied.code(),
+        Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let denied = app
+        .query("SELECT * FROM vset.claim(10)", &[])
+        .expect_err("app may not claim");
+    assert_eq!(
+        denied.code(),
+        Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let cv: i64 = app
+        .query_one("SELECT vset.current_version()", &[])
+        .expect("cv")
+        .get(0);
     assert_eq!(cv, 5, "anyone may read current_version");
 
     // The relay role claims inside its transaction; ROLLBACK gives rows back.
@@ -327,13 +407,21 @@ fn current_version_and_relay_privileges() {
         .expect("claim");
     assert_eq!(claimed.len(), 2);
     tx.rollback().expect("rollback");
-    let waiting: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[]).expect("n").get(0);
+    let waiting: i64 = c
+        .query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("n")
+        .get(0);
     assert_eq!(waiting, 4, "rolled-back claim gives the rows back");
     let mut tx = relay.transaction().expect("tx");
-    let claimed = tx.query("SELECT id FROM vset.claim(100)", &[]).expect("claim");
+    let claimed = tx
+        .query("SELECT id FROM vset.claim(100)", &[])
+        .expect("claim");
     let ids: Vec<i64> = claimed.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, vec![1, 2, 3, 4]);
     tx.commit().expect("commit");
-    let waiting: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[]).expect("n").get(0);
+    let waiting: i64 = c
+        .query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("n")
+        .get(0);
     assert_eq!(waiting, 0);
 }
