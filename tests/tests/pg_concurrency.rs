@@ -26,6 +26,9 @@ const WRITERS: usize = 16;
 const KEYS: i32 = 50;
 const RUN_FOR: Duration = Duration::from_secs(6);
 
+/// One outbox record: (version, op, payload, commit timestamp in µs).
+type Record = (i64, String, Option<String>, i64);
+
 fn setup(pg: &PgCluster) -> Client {
     pg.create_extension()
         .expect("CREATE EXTENSION vset (run `make install-pg` first)");
@@ -147,7 +150,7 @@ fn same_keys_from_16_connections() {
         records.len() as u64 >= committed / 2,
         "suspiciously few records"
     );
-    let mut by_key: HashMap<String, Vec<(i64, String, Option<String>, i64)>> = HashMap::new();
+    let mut by_key: HashMap<String, Vec<Record>> = HashMap::new();
     for r in &records {
         by_key
             .entry(r.get(0))
