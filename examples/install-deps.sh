@@ -4,6 +4,7 @@
 #   node-read-path/package-lock.json -> node-read-path/node_modules (npm ci)
 # and writes $CARGO_TARGET_DIR/examples.env for the tests (examples/e2e):
 #   VSET_PYTHON=<venv python>            the interpreter that runs relay.py
+#   VSET_E2E_RELAY=<python relay.py>     the relay the shared e2e stack starts
 #   VSET_SKIP_PYTHON_EXAMPLE=<reason>    only when the Python registry is unreachable
 #   VSET_SKIP_NODE_EXAMPLE=<reason>      only when the npm registry is unreachable
 # Any other failure (a bad pin, a broken venv) is an error: the tests must not be
@@ -37,6 +38,8 @@ if ! stamp_matches python-relay/requirements.txt "$py_stamp"; then
   fi
 fi
 echo "VSET_PYTHON='$VENV/bin/python'" >>"$ENV_FILE.tmp"
+# The shared e2e stack (tests/src/stack.rs) takes its relay command from here.
+echo "VSET_E2E_RELAY='$VENV/bin/python examples/python-relay/relay.py'" >>"$ENV_FILE.tmp"
 
 # ---- Node: ioredis + pg for node-read-path
 npm_stamp="node-read-path/node_modules/.package-lock.sha256"
