@@ -271,6 +271,18 @@ impl Convergence {
         Ok(report)
     }
 
+    /// One line for logs: `checked N: exact X, deleted Y, missing Z, stale W`.
+    pub fn summary(&self) -> String {
+        format!(
+            "checked {}: exact {}, deleted {}, missing {}, stale {}",
+            self.checked,
+            self.exact,
+            self.deleted,
+            self.misses.len(),
+            self.stale.len()
+        )
+    }
+
     /// Every key exact or deleted: nothing stale, nothing missing.
     pub fn assert_exact(&self, context: &str) {
         assert!(
