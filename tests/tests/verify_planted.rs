@@ -320,3 +320,73 @@ fn composite_keys_and_column_subsets_match_the_extension() {
         report.render_text()
     );
 }
+
+/// `--redis-cluster`: reads routed by key, orphans found by scanning every primary.
+#[test]
+fn cluster_finds_planted_stale_and_orphan() {
+    use vset_tests::redis::RedisCluster;
+    let pg = PgCluster::start().expect("postgres");
+    pg.create_extension().expect("extension");
+    pg.execute(
+        "CREATE TABLE users(id int PRIMARY KEY, name text NOT NULL);
+         SELECT vset.track('users');
+         INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 30) i;",
+    )
+    .expect("schema");
+    let cluster = RedisCluster::start_with(3, RedisOptions::warm()).expect("cluster");
+    let mut routed = redis::cluster::ClusterClient::new(cluster.urls())
+        .and_then(|c| c.get_connection())
+        .expect("cluster client");
+    let mut c = pg.client().expect("client");
+    for id in 1..=30 {
+        let row = c
+            .query_one(
+                "SELECT cache_key, version, payload FROM vset.fill('users', $1::text)",
+                &[&id.to_string()],
+            )
+            .expect("fill");
+        let _: i64 = redis::cmd("VSET")
+            .arg(row.get::<_, String>(0))
+            .arg(row.get::<_, i64>(1))
+            .arg(row.get::<_, String>(2))
+            .query(&mut routed)
+            .expect("VSET");
+    }
+    let plant = |con: &mut redis::cluster::ClusterConnection, key: &str, value: &str| {
+        let stored: i64 = redis::cmd("VSET")
+            .arg(key)
+            .arg(1_000_000)
+            .arg(value)
+            .query(con)
+            .expect("VSET");
+        assert_eq!(stored, 1);
+    };
+    plant(&mut routed, "public.users:7", r#"{"id":7,"name":"old"}"#);
+    plant(
+        &mut routed,
+        "public.users:404",
+        r#"{"id":404,"name":"ghost"}"#,
+    );
+    plant(
+        &mut routed,
+        "public.users:405",
+        r#"{"id":405,"name":"ghost"}"#,
+    );
+    let report = vset_verify::run(&Options {
+        cache: CacheTarget::Cluster(cluster.urls()),
+        ..options(&pg, &cluster.nodes()[0], Duration::from_millis(100))
+    })
+    .expect("verify runs");
+    assert_eq!(
+        report.total(),
+        Counts {
+            checked: 32,
+            matched: 29,
+            stale: 1,
+            orphaned: 2,
+            ..Default::default()
+        },
+        "{}",
+        report.render_text()
+    );
+}
