@@ -176,6 +176,8 @@ unsafe fn insert_index_entries(
             } else {
                 pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO
             };
+            // PostgreSQL 14 added the `indexUnchanged` hint (false: a new tuple).
+            #[cfg(not(feature = "pg13"))]
             pg_sys::index_insert(
                 index,
                 ivalues.as_mut_ptr(),
@@ -184,6 +186,16 @@ unsafe fn insert_index_entries(
                 rel,
                 check,
                 false,
+                info,
+            );
+            #[cfg(feature = "pg13")]
+            pg_sys::index_insert(
+                index,
+                ivalues.as_mut_ptr(),
+                inulls.as_mut_ptr(),
+                &mut (*tuple).t_self,
+                rel,
+                check,
                 info,
             );
             pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
