@@ -538,7 +538,10 @@ mod tests {
             .expect("create");
         pg.kill();
         assert!(!pg.is_running());
-        assert!(pg.client().is_err(), "a killed server must refuse connections");
+        assert!(
+            pg.client().is_err(),
+            "a killed server must refuse connections"
+        );
         pg.restart().expect("restart after crash");
         let mut c = pg.client().expect("client");
         let n: i64 = c
