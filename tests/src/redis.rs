@@ -404,25 +404,42 @@ impl RedisServer {
         )
     }
 
-    /// Waits (on this master) until `replicas` replicas acknowledged every write so
-    /// far (`WAIT`), so a test can read them next.
+    /// Waits (on this master) until `replicas` replicas acknowledged every write made
+    /// so far, on any connection, so a test can read them next. (`WAIT` would only
+    /// cover writes of the connection it runs on.)
     pub fn wait_for_replicas(&self, replicas: usize) -> Result<(), HarnessError> {
-        let mut con = self.client()?;
-        let acked: usize = redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(10_000)
-            .query(&mut con)
-            .map_err(|e| HarnessError::Command {
-                what: "WAIT".into(),
-                detail: e.to_string(),
-            })?;
-        if acked < replicas {
-            return Err(HarnessError::Command {
-                what: "WAIT".into(),
-                detail: format!("only {acked} of {replicas} replicas acknowledged within 10 s"),
-            });
-        }
-        Ok(())
+        let target: u64 = self
+            .info_field("replication", "master_repl_offset")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        wait_until(
+            &format!(
+                "{replicas} replica(s) of {} to reach offset {target}",
+                self.port
+            ),
+            || {
+                let mut con = self.client()?;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut con)
+                    .map_err(|e| HarnessError::Command {
+                        what: "INFO replication".into(),
+                        detail: e.to_string(),
+                    })?;
+                // Lines like `slave0:ip=127.0.0.1,port=1234,state=online,offset=567,lag=0`.
+                let caught_up = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave"))
+                    .filter(|l| {
+                        l.split(',')
+                            .find_map(|kv| kv.strip_prefix("offset="))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .is_some_and(|off| off >= target)
+                    })
+                    .count();
+                Ok(caught_up >= replicas)
+            },
+        )
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::os::raw::c_int;
 
-use redis_module::{raw, Context, RedisError, RedisString};
+use redis_module::{raw, Context, RedisError};
+
+use super::args::Arg;
 
 use super::error::CommandError;
 use crate::data::value::VersionedValue;
@@ -16,19 +18,19 @@ pub struct OpenKey {
 
 impl OpenKey {
     /// Opens `name` for reading; `None` when the key does not exist.
-    pub fn read(ctx: &Context, name: &RedisString) -> Option<Self> {
+    pub fn read(ctx: &Context, name: &Arg) -> Option<Self> {
         Self::open(ctx, name, raw::REDISMODULE_READ)
     }
 
     /// Opens `name` for writing (the key may be empty).
-    pub fn write(ctx: &Context, name: &RedisString) -> Result<Self, CommandError> {
+    pub fn write(ctx: &Context, name: &Arg) -> Result<Self, CommandError> {
         Self::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
             .ok_or(CommandError::Storage("could not open the key"))
     }
 
-    fn open(ctx: &Context, name: &RedisString, mode: u32) -> Option<Self> {
+    fn open(ctx: &Context, name: &Arg, mode: u32) -> Option<Self> {
         // SAFETY: a valid context and key name for the duration of the command.
-        let key = unsafe { raw::RedisModule_OpenKey?(ctx.ctx, name.inner, mode as c_int) };
+        let key = unsafe { raw::RedisModule_OpenKey?(ctx.ctx, name.raw(), mode as c_int) };
         (!key.is_null()).then_some(Self { key })
     }
 
@@ -84,6 +86,13 @@ impl OpenKey {
         // SAFETY: `self.key` is open for writing and holds a value.
         let status = unsafe {
             match at_ms {
+                // Most writes have no expiry: skip Redis' removeExpire (an extra
+                // keyspace lookup) when there is none to remove.
+                None if raw::RedisModule_GetExpire.map(|f| f(self.key))
+                    == Some(raw::REDISMODULE_NO_EXPIRE as i64) =>
+                {
+                    Some(raw::REDISMODULE_OK as c_int)
+                }
                 None => raw::RedisModule_SetExpire
                     .map(|f| f(self.key, raw::REDISMODULE_NO_EXPIRE as i64)),
                 Some(at) => match raw::RedisModule_SetAbsExpire {

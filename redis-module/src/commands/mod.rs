@@ -9,6 +9,7 @@
 //! | `VGET key [WITHVERSION]` | [`vget`] |
 //! | `VFLOOR [version]` | [`vfloor`] |
 
+pub mod args;
 pub mod error;
 pub mod expiry;
 pub mod key;

@@ -11,11 +11,13 @@ use std::os::raw::c_int;
 use std::ptr;
 
 use redis_module::commands::{get_redis_key_spec, BeginSearch, FindKeys, KeySpec, KeySpecFlags};
-use redis_module::{raw, Context, RedisResult, RedisString, Status};
+use redis_module::{raw, Context, RedisResult, Status};
+
+use super::args::{self, Arg};
 
 use super::{vdel, vfloor, vget, vset};
 
-type Handler = fn(&Context, Vec<RedisString>) -> RedisResult;
+type Handler = fn(&Context, &[Arg]) -> RedisResult;
 
 /// Generates the `extern "C"` entry point Redis calls for one command.
 macro_rules! entry_point {
@@ -26,7 +28,8 @@ macro_rules! entry_point {
             argc: c_int,
         ) -> c_int {
             let context = Context::new(ctx);
-            let args = redis_module::decode_args(ctx, argv, argc);
+            // SAFETY: the argv Redis passes, used only during this call.
+            let args = unsafe { args::from_argv(argv, argc) };
             let handler: Handler = $handler;
             context.reply(handler(&context, args)) as c_int
         }

@@ -4,7 +4,9 @@
 //! `VFLOOR RESTORE <record>` (written by AOF rewrite without RDB preamble): raises
 //! floors to a saved table; raise-only, so it can never make a stale write possible.
 
-use redis_module::{Context, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisResult, RedisValue};
+
+use super::args::Arg;
 
 use super::error::{read_only_replica, CommandError};
 use super::origin::is_read_only_replica_client;
@@ -13,9 +15,9 @@ use crate::data::encoding::decode_floors;
 use crate::data::version::parse_version;
 use crate::state;
 
-pub fn vfloor(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn vfloor(ctx: &Context, args: &[Arg]) -> RedisResult {
     let state = state::get().ok_or(CommandError::NoState)?;
-    match args.as_slice() {
+    match args {
         [_] => Ok(RedisValue::Array(vec![
             RedisValue::BulkString("cold".into()),
             RedisValue::Integer(i64::from(state.is_cold())),

@@ -1,14 +1,16 @@
 //! `VGET key` → the value, nil when missing or a tombstone.
 //! `VGET key WITHVERSION` → `[value-or-nil, version]`, version 0 when unknown.
 
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisError, RedisResult, RedisValue};
+
+use super::args::Arg;
 
 use super::error::CommandError;
 use super::key::OpenKey;
 use super::reply;
 
-pub fn vget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let (key, with_version) = match args.as_slice() {
+pub fn vget(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let (key, with_version) = match args {
         [_, key] => (key, false),
         [_, key, opt] if opt.as_slice().eq_ignore_ascii_case(b"WITHVERSION") => (key, true),
         [_, _, _] => return Err(CommandError::Syntax.into()),

@@ -3,7 +3,9 @@
 
 use std::os::raw::c_int;
 
-use redis_module::{raw, Context, NotifyEvent, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context, NotifyEvent, RedisResult, RedisValue};
+
+use super::args::Arg;
 
 use super::expiry::Expiry;
 use super::key::{now_ms, OpenKey};
@@ -21,7 +23,7 @@ pub enum Payload<'a> {
 
 pub struct Write<'a> {
     pub command: &'static str,
-    pub key: &'a RedisString,
+    pub key: &'a Arg<'a>,
     pub version: u64,
     pub version_arg: &'a [u8],
     pub payload: Payload<'a>,
@@ -55,7 +57,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
                     // The stored value is older than a write we had to refuse, so it
                     // is stale: remove it (a miss is safe, a stale hit is not).
                     key.delete();
-                    ctx.replicate("DEL", &[w.key]);
+                    ctx.replicate("DEL", &[w.key.as_slice()]);
                     notify(ctx, c"del", w.key);
                     Counters::bump(&counters.removed_below_floor);
                 }
@@ -83,7 +85,10 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
         (Payload::Tombstone, Origin::Client) => Some(state.config.tombstone_ttl_ms),
         _ => None,
     };
-    let expire_at = w.expiry.resolve(now_ms(), default_ttl);
+    let expire_at = match (w.expiry, default_ttl) {
+        (Expiry::Unset, None) => None,
+        _ => w.expiry.resolve(now_ms(), default_ttl),
+    };
     key.set_expire_at(expire_at)?;
 
     replicate(ctx, &w, origin, expire_at);
@@ -130,7 +135,7 @@ fn replicate(ctx: &Context, w: &Write<'_>, origin: Origin, expire_at: Option<i64
 }
 
 /// Keyspace notification of class `module` (`notify-keyspace-events` with `d`).
-fn notify(ctx: &Context, event: &std::ffi::CStr, key: &RedisString) {
+fn notify(ctx: &Context, event: &std::ffi::CStr, key: &Arg) {
     // SAFETY: valid context, static event name, key alive for the command.
     unsafe {
         if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
@@ -138,7 +143,7 @@ fn notify(ctx: &Context, event: &std::ffi::CStr, key: &RedisString) {
                 ctx.ctx,
                 NotifyEvent::MODULE.bits() as c_int,
                 event.as_ptr(),
-                key.inner,
+                key.raw(),
             );
         }
     }

@@ -273,6 +273,18 @@ fn generic_key_commands_behave() {
     assert_eq!(cursor, "0");
     assert_eq!(keys, vec!["big", "k2", "k3"]);
 
+    // DUMP/RESTORE (what MIGRATE uses) carry value and version together.
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("k2").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("restored")
+        .arg(0)
+        .arg(&dump)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(vget_int(&mut con, "restored"), (Some("seven".into()), 7));
+    let n: i64 = redis::cmd("DEL").arg("restored").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+
     let n: i64 = redis::cmd("DEL").arg("k2").query(&mut con).unwrap();
     assert_eq!(n, 1);
     let n: i64 = redis::cmd("UNLINK").arg("k3").query(&mut con).unwrap();

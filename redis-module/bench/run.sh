@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# `make bench-redis`: SET vs VSET vs a Lua EVALSHA doing the same version check,
+# same value size, without and with pipelining (-P 16), in one run; prints a table
+# with ratios. A measurement, not a test: nothing here passes or fails on speed.
+#
+# What is measured: every request writes a fresh random key (keyspace 10^8), so
+# every VSET and every Lua call takes the "version is newer → store" path, the one
+# that does the most work, and SET inserts just as many keys. (redis-benchmark has
+# no per-request counter, so "a version larger than anything stored" is obtained by
+# writing keys that hold nothing yet; each run uses a version above the previous
+# run's, because the FLUSHALL between runs raises every floor.) The script prints
+# how many VSETs were stored, so the figure cannot silently be the cheap reject path.
+#
+# Knobs (environment): BENCH_ROUNDS (3; the median is shown), BENCH_N (300000
+# requests without pipelining), BENCH_N_PIPELINED (2000000), BENCH_CLIENTS (50),
+# BENCH_VALUE_SIZE (64 bytes), VSET_REDIS_MODULE (default target/release/libvset_redis.so).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+MODULE="${VSET_REDIS_MODULE:-$TARGET/release/libvset_redis.so}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+N_PLAIN="${BENCH_N:-300000}"
+N_PIPE="${BENCH_N_PIPELINED:-2000000}"
+CLIENTS="${BENCH_CLIENTS:-50}"
+VALUE_SIZE="${BENCH_VALUE_SIZE:-64}"
+KEYSPACE=100000000
+
+[ -f "$MODULE" ] || { echo "bench-redis: $MODULE not found (make build-redis-release)" >&2; exit 1; }
+for bin in redis-server redis-cli redis-benchmark; do
+  command -v "$bin" >/dev/null || { echo "bench-redis: $bin not installed (make deps)" >&2; exit 1; }
+done
+
+DIR="$(mktemp -d /tmp/vset-bench.XXXXXX)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DIR" --logfile "$DIR/redis.log" \
+  --save "" --appendonly no --daemonize no \
+  --loadmodule "$MODULE" cold-start no &
+SERVER_PID=$!
+cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+cli() { redis-cli -p "$PORT" "$@"; }
+for _ in $(seq 100); do cli PING 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+cli PING | grep -q PONG || { echo "bench-redis: redis-server did not start:" >&2; cat "$DIR/redis.log" >&2; exit 1; }
+
+# The Lua equivalent of VSET's check: value and version in one hash, store only if
+# newer. (It compares doubles, which is exactly the 2^53 bug vset avoids.)
+LUA='local cur = redis.call("HGET", KEYS[1], "v")
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call("HSET", KEYS[1], "v", ARGV[1], "d", ARGV[2])
+return 1'
+SHA="$(cli SCRIPT LOAD "$LUA")"
+VALUE="$(head -c "$VALUE_SIZE" </dev/zero | tr '\0' x)"
+
+# bench <pipeline> <requests> <command...>: requests per second (redis-benchmark CSV).
+bench() {
+  local pipe=$1 n=$2; shift 2
+  cli FLUSHALL >/dev/null
+  redis-benchmark -p "$PORT" -c "$CLIENTS" -n "$n" -r "$KEYSPACE" -P "$pipe" --csv "$@" \
+    | tail -1 | cut -d, -f2 | tr -d '"'
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A RESULTS
+version=0
+stored_total=0
+vset_total=0
+echo "bench-redis: $ROUNDS rounds, $CLIENTS clients, ${VALUE_SIZE}-byte values, module $MODULE" >&2
+for round in $(seq "$ROUNDS"); do
+  for pipe in 1 16; do
+    n=$N_PLAIN; [ "$pipe" -gt 1 ] && n=$N_PIPE
+    RESULTS[set,$pipe]+=" $(bench "$pipe" "$n" SET 'key:__rand_int__' "$VALUE")"
+    version=$((version + 1))
+    before=$(cli INFO vset | awk -F: '/^vset_stored:/ {print $2+0}')
+    RESULTS[vset,$pipe]+=" $(bench "$pipe" "$n" VSET 'key:__rand_int__' "$version" "$VALUE")"
+    after=$(cli INFO vset | awk -F: '/^vset_stored:/ {print $2+0}')
+    stored_total=$((stored_total + after - before)); vset_total=$((vset_total + n))
+    RESULTS[lua,$pipe]+=" $(bench "$pipe" "$n" EVALSHA "$SHA" 1 'key:__rand_int__' "$version" "$VALUE")"
+  done
+  echo "bench-redis: round $round done" >&2
+done
+
+declare -A MED
+for cmd in set vset lua; do
+  for pipe in 1 16; do
+    # shellcheck disable=SC2086
+    MED[$cmd,$pipe]=$(median ${RESULTS[$cmd,$pipe]})
+  done
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+fmt() { awk -v a="$1" 'BEGIN { printf "%\047d", a }' 2>/dev/null || echo "$1"; }
+
+echo
+echo "| requests/s (median of $ROUNDS) | no pipelining | -P 16 |"
+echo "| --- | ---: | ---: |"
+echo "| SET | $(fmt "${MED[set,1]}") | $(fmt "${MED[set,16]}") |"
+echo "| VSET | $(fmt "${MED[vset,1]}") | $(fmt "${MED[vset,16]}") |"
+echo "| Lua EVALSHA (same check) | $(fmt "${MED[lua,1]}") | $(fmt "${MED[lua,16]}") |"
+echo "| **VSET / SET** (goal ≥ 0.85x pipelined) | $(ratio "${MED[vset,1]}" "${MED[set,1]}") | $(ratio "${MED[vset,16]}" "${MED[set,16]}") |"
+echo "| **VSET / Lua** (goal ≥ 1.5x pipelined) | $(ratio "${MED[vset,1]}" "${MED[lua,1]}") | $(ratio "${MED[vset,16]}" "${MED[lua,16]}") |"
+echo
+echo "VSET stored $stored_total of $vset_total requests (the rest drew a key already written in the same run: stale, 0)."
+echo "redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(nproc) CPUs, $CLIENTS clients, ${VALUE_SIZE}-byte values, keyspace $KEYSPACE."
