@@ -149,8 +149,11 @@ impl Stack {
     /// version); only then are the users seeded, so the seed rows are above the
     /// floor and must all reach Redis (seeded earlier, they would rightly be misses).
     pub fn spawn_relay(&mut self, extra: &[&str]) -> Result<usize, HarnessError> {
-        let mut args: Vec<&str> = vec!["--poll-interval", "100ms"];
-        if self.relay_command.is_reference() {
+        let mut args: Vec<&str> = Vec::new();
+        if !extra.contains(&"--poll-interval") {
+            args.extend(["--poll-interval", "100ms"]);
+        }
+        if self.relay_command.is_reference() && !extra.contains(&"--backoff-max") {
             args.extend(["--backoff-max", "300ms"]);
         }
         args.extend(extra);

@@ -136,3 +136,42 @@ fn two_relays_share_the_outbox_and_converge() {
 fn four_relays_share_the_outbox_and_converge() {
     converge_with_relays(4);
 }
+
+/// The relay wakes up on the extension's NOTIFY, not only on its poll timer: with a
+/// 60 s poll interval, a committed change must still reach Redis at once.
+#[test]
+fn a_notification_wakes_the_relay_long_before_its_poll_interval() {
+    let mut stack = Stack::standalone(10).expect("stack");
+    stack
+        .spawn_relay(&["--poll-interval", "60s"])
+        .expect("relay");
+    // Seeding happened after the relay was up; give it its first round.
+    stack.drain(Duration::from_secs(20)).expect("seed drained");
+    let mut c = stack.pg.client().expect("client");
+    let mut cache = stack.cache_reader().expect("reader");
+    for round in 0..3 {
+        let name = format!("notified {round}");
+        c.execute(
+            "UPDATE public.users SET name = $1, rev = rev + 1 WHERE id = 5",
+            &[&name],
+        )
+        .expect("update");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = cache.vget_many(&["public.users:5"]).expect("VGET");
+            if got[0].0.as_deref().is_some_and(|p| p.contains(&name)) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: change not applied within 20 s with a 60 s poll interval\n{}",
+                stack.relay_logs(2000)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    stack
+        .check()
+        .expect("check")
+        .assert_exact("after notified updates");
+}

@@ -78,10 +78,16 @@ impl PgSession {
             wake.notify_one();
         });
         let timeout_ms = settings.idle_in_transaction_timeout.as_millis();
+        // synchronous_commit = off for this session only: an ack (the COMMIT that
+        // deletes claimed rows) need not wait for the WAL flush. If the server
+        // crashes before flushing it, the rows come back and are applied again,
+        // which the version check makes harmless; meanwhile the next batch is not
+        // held up by an fsync.
         client
             .batch_execute(&format!(
                 "SET application_name = 'vset-relay';
                  SET idle_in_transaction_session_timeout = {timeout_ms};
+                 SET synchronous_commit = off;
                  LISTEN {};",
                 quote_ident(&settings.channel)
             ))

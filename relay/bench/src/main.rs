@@ -1,0 +1,120 @@
+//! # vset-relay-bench — what `make bench-e2e` prints
+//!
+//! Measures the whole pipeline on private servers started by the shared harness
+//! (`vset-tests`): a PostgreSQL 15 cluster with the extension (fsync **on**, so
+//! each acknowledged batch pays a real WAL flush), a redis-server with the module
+//! (release build), and the real `vset-relay` binary (release build):
+//!
+//! 1. [`drain`]: a backlog of N changes (default 200,000) is written first, then one
+//!    relay, then two relays, drain it; changes/s = N / time until every change is
+//!    acknowledged (read from the relays' `vset_relay_acked_total`).
+//! 2. [`latency`]: paced writers commit single-row updates at R/s (default 1,000)
+//!    while one relay runs; an observer subscribed to the module's keyspace
+//!    notifications stamps the moment each key changes in Redis. Latency = that
+//!    moment − the moment the writer's COMMIT returned. p50/p99/p99.9 and a PNG
+//!    ([`plot`]).
+//!
+//! Settings come from env vars: `BENCH_BACKLOG`, `BENCH_RATE`, `BENCH_SECONDS`,
+//! `BENCH_PNG` (plot path), `BENCH_RELAY_ARGS` (extra relay flags, space separated).
+
+mod drain;
+mod latency;
+mod plot;
+mod stack;
+
+use std::process::ExitCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Harness(#[from] vset_tests::HarnessError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Run(String),
+}
+
+fn env_num(name: &str, default: u64) -> Result<u64, BenchError> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| BenchError::Run(format!("{name}={v:?} is not a number"))),
+        Err(_) => Ok(default),
+    }
+}
+
+fn run() -> Result<(), BenchError> {
+    let backlog = env_num("BENCH_BACKLOG", 200_000)?;
+    let rate = env_num("BENCH_RATE", 1_000)?;
+    let seconds = env_num("BENCH_SECONDS", 15)?;
+    let png = std::env::var("BENCH_PNG").unwrap_or_else(|_| "relay/bench/latency.png".into());
+    let extra: Vec<String> = std::env::var("BENCH_RELAY_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+
+    println!(
+        "vset end-to-end benchmark (nproc = {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("relay: {}", vset_tests::paths::relay_binary()?.display());
+    println!("module: {}", vset_tests::paths::redis_module()?.display());
+    println!();
+
+    let mut drains = Vec::new();
+    for relays in [1usize, 2] {
+        let r = drain::run(backlog, relays, &extra)?;
+        println!(
+            "drain: {relays} relay(s): {} changes in {:.2} s = {:.0} changes/s (stored {}, rejected {})",
+            r.changes, r.seconds, r.rate(), r.stored, r.rejected
+        );
+        drains.push(r);
+    }
+    println!();
+
+    let lat = latency::run(rate, seconds, &extra)?;
+    let p = lat.percentiles();
+    println!(
+        "latency at {:.0} writes/s ({} writes measured after 1 s warm-up, {} never seen): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        lat.achieved_rate, lat.samples.len(), lat.unseen, p.p50, p.p99, p.p999, p.max
+    );
+    plot::draw(std::path::Path::new(&png), &lat, rate)?;
+    println!("plot: {png}");
+    println!();
+
+    println!("| measurement | result | goal |");
+    println!("| --- | --- | --- |");
+    for r in &drains {
+        let goal = if r.relays == 1 {
+            "≥ 50,000 changes/s"
+        } else {
+            ""
+        };
+        println!(
+            "| drain {} changes, {} relay(s) | {:.0} changes/s | {goal} |",
+            r.changes,
+            r.relays,
+            r.rate()
+        );
+    }
+    println!(
+        "| commit → visible p50 at {:.0} writes/s | {:.2} ms | |",
+        lat.achieved_rate, p.p50
+    );
+    println!("| commit → visible p99 | {:.2} ms | < 5 ms |", p.p99);
+    println!("| commit → visible p99.9 | {:.2} ms | |", p.p999);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-e2e: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
