@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A vset relay in about 100 lines of Python (psycopg 3 + redis-py).
+"""A complete vset relay in one short file of Python (psycopg 3 + redis-py).
 
 It moves committed changes from PostgreSQL's ``vset.outbox`` into Redis with the
 order-safe ``VSET``/``VDEL`` commands, using nothing but SQL (``vset.claim``,
