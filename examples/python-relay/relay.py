@@ -42,16 +42,18 @@ class Relay:
         self.stopping = True
 
     def connect(self):
-        self.pg = psycopg.connect(self.args.postgres, autocommit=True)
+        self.pg = psycopg.connect(self.args.postgres, autocommit=True, connect_timeout=10)
         # A relay that hangs inside a batch must not hold its claimed rows forever:
         # PostgreSQL ends the session and the rows return to the queue.
         self.pg.execute("SET idle_in_transaction_session_timeout = '30s'")
         # A second connection only waits for NOTIFY: notifications that arrive
         # while the first one runs a claim would otherwise be read (and lost to
         # select()) by that query.
-        self.listener = psycopg.connect(self.args.postgres, autocommit=True)
+        self.listener = psycopg.connect(self.args.postgres, autocommit=True, connect_timeout=10)
         self.listener.execute("LISTEN vset")
-        self.redis = redis.Redis.from_url(self.args.redis)
+        # Timeouts turn a hung server into an error (rollback, retry) instead of a
+        # relay that waits forever with its rows claimed.
+        self.redis = redis.Redis.from_url(self.args.redis, socket_timeout=10, socket_connect_timeout=5)
         self.warm_if_cold(self.redis.execute_command("VFLOOR"))
         log.info("connected")
 
