@@ -14,6 +14,7 @@ APT_PACKAGES=(
   sudo                                     # cargo pgrx test --runas postgres
   pkg-config libssl-dev                    # native TLS for rediss:// and sslmode=require
   python3-venv                             # examples/python-relay test environment
+  nodejs                                   # examples/node-read-path (node --test, Node 18+)
   fonts-dejavu-core                        # text in the PNG charts (vset-lab)
 )
 
@@ -27,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm: a package of its own in Debian, bundled with NodeSource's nodejs.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "deps: installing npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
 # Debian's package starts a cluster on 5432; vset never uses it (tests start their
