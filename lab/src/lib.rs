@@ -60,3 +60,12 @@ pub fn utc_date() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
 }
+
+/// The 1-minute load average (`/proc/loadavg`), printed with every measurement:
+/// on a shared 2-core machine, latencies mean little without it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}

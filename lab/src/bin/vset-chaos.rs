@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         seed: cli.seed,
     };
     let started = Instant::now();
+    let load_before = vset_lab::load_average();
     println!("{}", CellRow::markdown_header());
     let mut rows = Vec::new();
     let mut failed = false;
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
     }
     let stale: u64 = rows.iter().map(|r| r.stale).sum();
     let mut md = format!(
-        "`vset-chaos --seconds {} --writers {} --keys {} --seed {}` (measured {}, {:.0} s in all): \
+        "`vset-chaos --seconds {} --writers {} --keys {} --seed {}` (measured {}, {:.0} s in all, load average {load_before} at start, {} at end): \
          {} cells, {} writes, {} stale keys after convergence.\n\n{}\n",
         cli.seconds,
         cli.writers,
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         cli.seed,
         vset_lab::utc_date(),
         started.elapsed().as_secs_f64(),
+        vset_lab::load_average(),
         rows.len(),
         rows.iter().map(|r| r.writes).sum::<u64>(),
         stale,

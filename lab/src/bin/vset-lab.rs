@@ -57,6 +57,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), LabError> {
     let started = Instant::now();
+    let load_before = vset_lab::load_average();
     let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
     let pg = PgCluster::start()?;
     if wanted("vset") {
@@ -118,12 +119,13 @@ fn run(cli: &Cli) -> Result<(), LabError> {
         .map(|f| format!("{} x{}", f.name(), counts.get(f).copied().unwrap_or(0)))
         .collect();
     let header = format!(
-        "vset-lab --seed {} --episodes {} --keys {} --reads {} (measured {date}, {:.0}s): {} episodes of two writes each; faults: {}",
+        "vset-lab --seed {} --episodes {} --keys {} --reads {} (measured {date}, {:.0}s, load average {load_before} at start, {} at end): {} episodes of two writes each; faults: {}",
         cli.seed,
         cli.episodes,
         cli.keys,
         cli.reads,
         started.elapsed().as_secs_f64(),
+        vset_lab::load_average(),
         plan.len(),
         faults.join(", ")
     );
