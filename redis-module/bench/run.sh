@@ -11,8 +11,8 @@
 # run's, because the FLUSHALL between runs raises every floor.) The script prints
 # how many VSETs were stored, so the figure cannot silently be the cheap reject path.
 #
-# Knobs (environment): BENCH_ROUNDS (3; the median is shown), BENCH_N (300000
-# requests without pipelining), BENCH_N_PIPELINED (2000000), BENCH_CLIENTS (50),
+# Knobs (environment): BENCH_ROUNDS (3; the median is shown), BENCH_N (100000
+# requests without pipelining), BENCH_N_PIPELINED (1000000), BENCH_CLIENTS (50),
 # BENCH_VALUE_SIZE (64 bytes), VSET_REDIS_MODULE (default target/release/libvset_redis.so).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,8 +20,8 @@ cd "$(dirname "$0")/../.."
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 MODULE="${VSET_REDIS_MODULE:-$TARGET/release/libvset_redis.so}"
 ROUNDS="${BENCH_ROUNDS:-3}"
-N_PLAIN="${BENCH_N:-300000}"
-N_PIPE="${BENCH_N_PIPELINED:-2000000}"
+N_PLAIN="${BENCH_N:-100000}"
+N_PIPE="${BENCH_N_PIPELINED:-1000000}"
 CLIENTS="${BENCH_CLIENTS:-50}"
 VALUE_SIZE="${BENCH_VALUE_SIZE:-64}"
 KEYSPACE=100000000
@@ -53,17 +53,25 @@ return 1'
 SHA="$(cli SCRIPT LOAD "$LUA")"
 VALUE="$(head -c "$VALUE_SIZE" </dev/zero | tr '\0' x)"
 
-# bench <pipeline> <requests> <command...>: requests per second (redis-benchmark CSV).
+# Server CPU seconds so far (user + sys), from INFO cpu.
+server_cpu() { cli INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.6f", s}'; }
+
+# bench <pipeline> <requests> <command...>: "<requests/s> <server CPU µs per request>".
+# Throughput depends on everything else running on the machine; the server's own
+# CPU time per request much less so, hence both.
 bench() {
-  local pipe=$1 n=$2; shift 2
+  local pipe=$1 n=$2 rps before after; shift 2
   cli FLUSHALL >/dev/null
-  redis-benchmark -p "$PORT" -c "$CLIENTS" -n "$n" -r "$KEYSPACE" -P "$pipe" --csv "$@" \
-    | tail -1 | cut -d, -f2 | tr -d '"'
+  before=$(server_cpu)
+  rps=$(redis-benchmark -p "$PORT" -c "$CLIENTS" -n "$n" -r "$KEYSPACE" -P "$pipe" --csv "$@" \
+    | tail -1 | cut -d, -f2 | tr -d '"')
+  after=$(server_cpu)
+  awk -v r="$rps" -v b="$before" -v a="$after" -v n="$n" 'BEGIN { printf "%s %.3f\n", r, (a - b) * 1e6 / n }'
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A RESULTS
+declare -A RESULTS CPU
 version=0
 stored_total=0
 vset_total=0
@@ -71,22 +79,27 @@ echo "bench-redis: $ROUNDS rounds, $CLIENTS clients, ${VALUE_SIZE}-byte values, 
 for round in $(seq "$ROUNDS"); do
   for pipe in 1 16; do
     n=$N_PLAIN; [ "$pipe" -gt 1 ] && n=$N_PIPE
-    RESULTS[set,$pipe]+=" $(bench "$pipe" "$n" SET 'key:__rand_int__' "$VALUE")"
+    read -r rps cpu < <(bench "$pipe" "$n" SET 'key:__rand_int__' "$VALUE")
+    RESULTS[set,$pipe]+=" $rps"; CPU[set,$pipe]+=" $cpu"
     version=$((version + 1))
     before=$(cli INFO vset | awk -F: '/^vset_stored:/ {print $2+0}')
-    RESULTS[vset,$pipe]+=" $(bench "$pipe" "$n" VSET 'key:__rand_int__' "$version" "$VALUE")"
+    read -r rps cpu < <(bench "$pipe" "$n" VSET 'key:__rand_int__' "$version" "$VALUE")
+    RESULTS[vset,$pipe]+=" $rps"; CPU[vset,$pipe]+=" $cpu"
     after=$(cli INFO vset | awk -F: '/^vset_stored:/ {print $2+0}')
     stored_total=$((stored_total + after - before)); vset_total=$((vset_total + n))
-    RESULTS[lua,$pipe]+=" $(bench "$pipe" "$n" EVALSHA "$SHA" 1 'key:__rand_int__' "$version" "$VALUE")"
+    read -r rps cpu < <(bench "$pipe" "$n" EVALSHA "$SHA" 1 'key:__rand_int__' "$version" "$VALUE")
+    RESULTS[lua,$pipe]+=" $rps"; CPU[lua,$pipe]+=" $cpu"
   done
   echo "bench-redis: round $round done" >&2
 done
 
-declare -A MED
+declare -A MED MCPU
 for cmd in set vset lua; do
   for pipe in 1 16; do
     # shellcheck disable=SC2086
     MED[$cmd,$pipe]=$(median ${RESULTS[$cmd,$pipe]})
+    # shellcheck disable=SC2086
+    MCPU[$cmd,$pipe]=$(median ${CPU[$cmd,$pipe]})
   done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
@@ -101,5 +114,14 @@ echo "| Lua EVALSHA (same check) | $(fmt "${MED[lua,1]}") | $(fmt "${MED[lua,16]
 echo "| **VSET / SET** (goal ≥ 0.85x pipelined) | $(ratio "${MED[vset,1]}" "${MED[set,1]}") | $(ratio "${MED[vset,16]}" "${MED[set,16]}") |"
 echo "| **VSET / Lua** (goal ≥ 1.5x pipelined) | $(ratio "${MED[vset,1]}" "${MED[lua,1]}") | $(ratio "${MED[vset,16]}" "${MED[lua,16]}") |"
 echo
+echo "| server CPU µs per request (median of $ROUNDS) | no pipelining | -P 16 |"
+echo "| --- | ---: | ---: |"
+echo "| SET | ${MCPU[set,1]} | ${MCPU[set,16]} |"
+echo "| VSET | ${MCPU[vset,1]} | ${MCPU[vset,16]} |"
+echo "| Lua EVALSHA (same check) | ${MCPU[lua,1]} | ${MCPU[lua,16]} |"
+echo "| **VSET / SET** speed (SET µs ÷ VSET µs) | $(ratio "${MCPU[set,1]}" "${MCPU[vset,1]}") | $(ratio "${MCPU[set,16]}" "${MCPU[vset,16]}") |"
+echo "| **VSET / Lua** speed (Lua µs ÷ VSET µs) | $(ratio "${MCPU[lua,1]}" "${MCPU[vset,1]}") | $(ratio "${MCPU[lua,16]}" "${MCPU[vset,16]}") |"
+echo
 echo "VSET stored $stored_total of $vset_total requests (the rest drew a key already written in the same run: stale, 0)."
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) (others share these CPUs: compare ratios, not absolute figures)."
 echo "redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(nproc) CPUs, $CLIENTS clients, ${VALUE_SIZE}-byte values, keyspace $KEYSPACE."

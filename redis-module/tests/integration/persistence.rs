@@ -355,3 +355,27 @@ fn corrupt_value_is_refused_with_redis_checksum_on_too() {
     );
     assert!(!log.contains("REDIS BUG REPORT"), "{log}");
 }
+
+#[test]
+fn aof_replay_is_never_refused_as_cold() {
+    // An AOF rewritten without RDB preamble while no vset key existed carries no
+    // floors, so the restarted module is cold while it replays the writes logged
+    // after the rewrite: they were decided before the crash and must be applied.
+    let mut server = aof_server("no", &[]);
+    let mut con = server.client().unwrap();
+    raise_floor(&mut con, "1");
+    let _: Value = redis::cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    wait_for_rewrite(&server);
+    assert_eq!(vset(&mut con, "a", "5", "x"), 1);
+    assert_eq!(vdel(&mut con, "t", "6"), 1);
+    drop(con);
+    server.kill();
+    server.start_again().unwrap();
+    let mut con = server.client().unwrap();
+    assert_eq!(vget_int(&mut con, "a"), (Some("x".into()), 5));
+    assert_eq!(vget_int(&mut con, "t"), (None, 6));
+    // No floors were saved, so the module is (safely) cold again for clients.
+    assert_eq!(vfloor(&mut con).0, 1);
+    assert_eq!(vset(&mut con, "a", "7", "y"), 0);
+    assert_eq!(counter(&mut con, "rejected_cold"), 1);
+}
