@@ -428,3 +428,116 @@ fn current_version_and_relay_privileges() {
         .get(0);
     assert_eq!(waiting, 0);
 }
+
+/// `pg_dump` keeps what is tracked, the undelivered records and the version
+/// sequence's position; the restored database keeps capturing above it.
+#[test]
+fn pg_dump_and_restore_keep_tracking_outbox_and_sequence() {
+    let pg = PgCluster::start().expect("start postgres");
+    let mut c = setup(&pg);
+    c.batch_execute("INSERT INTO hot VALUES (1,0,0),(2,0,0); UPDATE hot SET v = 9 WHERE id = 2")
+        .expect("writes");
+    let dump = pg.dir().join("dump.sql");
+    let out = std::process::Command::new(pg.bindir().join("pg_dump"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-f",
+        ])
+        .arg(&dump)
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.batch_execute("CREATE DATABASE restored")
+        .expect("createdb");
+    let out = std::process::Command::new(pg.bindir().join("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "restored",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+        ])
+        .arg(&dump)
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut r = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=restored",
+            pg.port()
+        ),
+        postgres::NoTls,
+    )
+    .expect("connect restored");
+    let tracked: String = r
+        .query_one(
+            "SELECT tbl::text || ' ' || key_template || ' ' || columns::text FROM vset.tracked",
+            &[],
+        )
+        .expect("tracked")
+        .get(0);
+    assert_eq!(tracked, "hot public.hot:{id} {id,v,writer}");
+    let records: Vec<(String, String, i64)> = r
+        .query(
+            "SELECT cache_key, op, version FROM vset.outbox ORDER BY id",
+            &[],
+        )
+        .expect("outbox")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        records,
+        vec![
+            ("public.hot:1".to_string(), "set".to_string(), 1),
+            ("public.hot:2".to_string(), "set".to_string(), 2),
+            ("public.hot:2".to_string(), "set".to_string(), 3),
+        ]
+    );
+    let cv: i64 = r
+        .query_one("SELECT vset.current_version()", &[])
+        .expect("cv")
+        .get(0);
+    assert_eq!(cv, 3, "the sequence position survives the dump");
+    r.batch_execute("UPDATE hot SET v = 10 WHERE id = 1")
+        .expect("write after restore");
+    let v: i64 = r
+        .query_one("SELECT max(version) FROM vset.outbox", &[])
+        .expect("max")
+        .get(0);
+    assert_eq!(
+        v, 4,
+        "the restored trigger captures, above the old versions"
+    );
+    let refused = r
+        .batch_execute("TRUNCATE hot")
+        .expect_err("TRUNCATE guard restored");
+    assert_eq!(
+        refused.code(),
+        Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED)
+    );
+}
