@@ -62,7 +62,7 @@ impl Cell {
             Cell::EvictionOutOfOrder => "maxmemory + allkeys-lru, 2 relays (keys evicted)",
             Cell::TombstoneExpiry => "200 ms tombstones, relay SIGSTOPped 600 ms (stops)",
             Cell::PostgresRestart => "PostgreSQL SIGKILLed + crash recovery (restarts)",
-            Cell::RelaySigstop => "relay SIGSTOPped past idle_in_transaction timeout (stops)",
+            Cell::RelaySigstop => "relay SIGSTOPped mid-batch until idle_in_transaction timeout ended its session (stops)",
             Cell::FillRace => "read-miss fills via vset.fill + evictions (fills)",
         }
     }
@@ -113,7 +113,22 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
     let deadline = Instant::now() + size.duration;
     let injected = inject(cell, &mut world, &workload, deadline, size, &mut rng);
     let stats: WorkloadStats = workload.stop();
-    let mut faults = injected?;
+    // A failure while injecting is explained with both servers' last words.
+    let mut faults = injected.map_err(|e| {
+        ChaosError::Stuck(format!(
+            "{e}\n--- postgres log:\n{}\n--- redis log:\n{}\n--- relays:\n{}",
+            world.pg.log_tail(3000),
+            world
+                .redis
+                .log()
+                .lines()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            world.relay_log_tail()
+        ))
+    })?;
     // Clear the fault: every relay running and continued.
     for slot in 0..relays.len() {
         world.signal_relay(slot, libc::SIGCONT);
@@ -233,12 +248,20 @@ fn inject(
             sleep_until(deadline);
         }
         Cell::RelaySigstop => {
-            while Instant::now() + Duration::from_millis(1900) < deadline || faults == 0 {
-                std::thread::sleep(Duration::from_millis(300));
-                world.signal_relay(0, libc::SIGSTOP);
-                std::thread::sleep(Duration::from_millis(1600));
-                world.signal_relay(0, libc::SIGCONT);
-                faults += 1;
+            // Stop relay 0 only while one of its sessions is idle in transaction
+            // (claimed, applying to Redis, not committed): a hang mid-batch. Keep
+            // it stopped until PostgreSQL's idle_in_transaction_session_timeout
+            // has ended that session (its rows go back to relay 1), then let it
+            // run on: its late VSETs and its COMMIT must do no harm.
+            let mut c = world.pg.client()?;
+            while Instant::now() + Duration::from_secs(3) < deadline || faults == 0 {
+                if Instant::now() > deadline + Duration::from_secs(20) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(rng.random_range(50..200)));
+                if stop_mid_batch(world, &mut c)? {
+                    faults += 1;
+                }
             }
             sleep_until(deadline);
         }
@@ -320,6 +343,55 @@ fn wait_for_commit_in_flight(
             return Ok(true);
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(false)
+}
+
+/// One attempt to freeze relay 0 mid-batch; true if the stop landed while one
+/// of its sessions was idle in transaction, and that session was then ended.
+fn stop_mid_batch(world: &World, c: &mut postgres::Client) -> Result<bool, ChaosError> {
+    let Some(pid) = world.relay_pid(0) else {
+        return Ok(false);
+    };
+    let in_tx = |c: &mut postgres::Client| -> Result<Vec<i32>, ChaosError> {
+        let ports = super::world::local_tcp_ports(pid);
+        let rows = c.query(
+            "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction' AND client_port = ANY($1)",
+            &[&ports],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, i32>(0).ok())
+            .collect())
+    };
+    let give_up = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < give_up {
+        if in_tx(c)?.is_empty() {
+            continue;
+        }
+        world.signal_relay(0, libc::SIGSTOP);
+        // Frozen now: if its session is still idle in transaction, the stop
+        // landed mid-batch.
+        let frozen = in_tx(c)?;
+        if frozen.is_empty() {
+            world.signal_relay(0, libc::SIGCONT);
+            continue;
+        }
+        let ended = Instant::now() + Duration::from_secs(10);
+        loop {
+            let alive: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&frozen],
+                )?
+                .try_get(0)?;
+            if alive == 0 || Instant::now() > ended {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        world.signal_relay(0, libc::SIGCONT);
+        return Ok(true);
     }
     Ok(false)
 }

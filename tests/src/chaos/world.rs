@@ -106,6 +106,11 @@ impl World {
         }
     }
 
+    /// The process id of the relay in `slot`, while it runs.
+    pub fn relay_pid(&self, slot: usize) -> Option<u32> {
+        self.relays[slot].as_ref().and_then(|r| r.pid())
+    }
+
     /// Sends `signal` (SIGSTOP, SIGCONT) to the relay in `slot`.
     pub fn signal_relay(&self, slot: usize, signal: i32) {
         if let Some(r) = &self.relays[slot] {
@@ -177,4 +182,43 @@ impl World {
         }
         out
     }
+}
+
+/// Local TCP ports of a process's sockets (from `/proc/<pid>/fd` and
+/// `/proc/<pid>/net/tcp{,6}`): for a relay, its PostgreSQL sessions'
+/// `pg_stat_activity.client_port`s.
+pub fn local_tcp_ports(pid: u32) -> Vec<i32> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.strip_prefix("socket:[")
+                        .and_then(|r| r.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (f.get(1), f.get(9)) else {
+                continue;
+            };
+            if !inodes.contains(*inode) {
+                continue;
+            }
+            if let Some(port) = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| i32::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports
 }
