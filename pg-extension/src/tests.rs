@@ -532,6 +532,20 @@ $$;
         );
     }
 
+    #[pg_test]
+    fn dropping_a_tracked_table_forgets_it_but_keeps_its_records() {
+        users();
+        run("INSERT INTO users VALUES (1, 'a', 'x')");
+        run("DROP TABLE users");
+        assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vset.outbox WHERE cache_key = 'public.users:1'"),
+            Some(1)
+        );
+        // Dropping other things is unaffected.
+        run("CREATE TABLE other(id int PRIMARY KEY); ALTER TABLE other ADD COLUMN x int; ALTER TABLE other DROP COLUMN x; DROP TABLE other");
+    }
+
     // ------------------------------------------------------------------ fill
 
     #[pg_test]
