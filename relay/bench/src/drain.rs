@@ -11,6 +11,9 @@ pub struct Drain {
     pub seconds: f64,
     pub stored: f64,
     pub rejected: f64,
+    pub cpu_relays: f64,
+    pub cpu_postgres: f64,
+    pub cpu_redis: f64,
 }
 
 impl Drain {
@@ -20,7 +23,7 @@ impl Drain {
 }
 
 pub fn run(backlog: u64, relays: usize, extra: &[String]) -> Result<Drain, BenchError> {
-    let mut stack = BenchStack::start(&[])?;
+    let mut stack = BenchStack::start(&[], true)?;
     // End the module's cold start first (a relay does it on connect), so the
     // backlog is *stored*, not rejected below a floor: the expensive path.
     stack.spawn_relay(extra)?;
@@ -42,6 +45,12 @@ pub fn run(backlog: u64, relays: usize, extra: &[String]) -> Result<Drain, Bench
         )));
     }
 
+    let pg_pgid = stack
+        .pg
+        .pid()
+        .ok_or_else(|| BenchError::Run("postgres is not running".into()))?;
+    let pg_cpu_before = crate::cpu::tree(pg_pgid);
+    let redis_cpu_before = stack.redis_cpu()?;
     let started = Instant::now();
     for _ in 0..relays {
         stack.spawn_relay(extra)?;
@@ -63,6 +72,14 @@ pub fn run(backlog: u64, relays: usize, extra: &[String]) -> Result<Drain, Bench
     let seconds = started.elapsed().as_secs_f64();
     let stored = stack.relay_counter("vset_relay_applied_total")?;
     let rejected = stack.relay_counter("vset_relay_rejected_total")?;
+    let cpu_relays = stack
+        .relays
+        .iter()
+        .filter_map(|(r, _)| r.pid())
+        .map(crate::cpu::process)
+        .sum();
+    let cpu_postgres = crate::cpu::tree(pg_pgid) - pg_cpu_before;
+    let cpu_redis = stack.redis_cpu()? - redis_cpu_before;
     stack.stop_relays();
     Ok(Drain {
         relays,
@@ -70,5 +87,8 @@ pub fn run(backlog: u64, relays: usize, extra: &[String]) -> Result<Drain, Bench
         seconds,
         stored,
         rejected,
+        cpu_relays,
+        cpu_postgres,
+        cpu_redis,
     })
 }

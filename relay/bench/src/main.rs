@@ -1,8 +1,8 @@
 //! # vset-relay-bench — what `make bench-e2e` prints
 //!
 //! Measures the whole pipeline on private servers started by the shared harness
-//! (`vset-tests`): a PostgreSQL 15 cluster with the extension (fsync **on**, so
-//! each acknowledged batch pays a real WAL flush), a redis-server with the module
+//! (`vset-tests`): a PostgreSQL 15 cluster with the extension (fsync on for the
+//! drain, off for the latency run by default), a redis-server with the module
 //! (release build), and the real `vset-relay` binary (release build):
 //!
 //! 1. [`drain`]: a backlog of N changes (default 200,000) is written first, then one
@@ -15,8 +15,10 @@
 //!    ([`plot`]).
 //!
 //! Settings come from env vars: `BENCH_BACKLOG`, `BENCH_RATE`, `BENCH_SECONDS`,
+//! `BENCH_LATENCY_FSYNC` (`on`/`off`, default off: see [`latency`]),
 //! `BENCH_PNG` (plot path), `BENCH_RELAY_ARGS` (extra relay flags, space separated).
 
+mod cpu;
 mod drain;
 mod latency;
 mod plot;
@@ -68,21 +70,23 @@ fn run() -> Result<(), BenchError> {
     for relays in [1usize, 2] {
         let r = drain::run(backlog, relays, &extra)?;
         println!(
-            "drain: {relays} relay(s): {} changes in {:.2} s = {:.0} changes/s (stored {}, rejected {})",
-            r.changes, r.seconds, r.rate(), r.stored, r.rejected
+            "drain: {relays} relay(s): {} changes in {:.2} s = {:.0} changes/s (stored {}, rejected {}); CPU seconds: relays {:.2}, postgres {:.2}, redis {:.2}",
+            r.changes, r.seconds, r.rate(), r.stored, r.rejected, r.cpu_relays, r.cpu_postgres, r.cpu_redis
         );
         drains.push(r);
     }
     println!();
 
-    let lat = latency::run(rate, seconds, &extra)?;
+    let fsync = std::env::var("BENCH_LATENCY_FSYNC").is_ok_and(|v| v == "on");
+    let lat = latency::run(rate, seconds, fsync, &extra)?;
     let p = lat.percentiles();
     println!(
-        "latency at {:.0} writes/s ({} writes measured after 1 s warm-up, {} never seen): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        lat.achieved_rate, lat.samples.len(), lat.unseen, p.p50, p.p99, p.p999, p.max
+        "latency (PostgreSQL fsync {}) at {:.0} writes/s ({} writes measured after 1 s warm-up, {} never seen): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        if fsync { "on" } else { "off" }, lat.achieved_rate, lat.samples.len(), lat.unseen, p.p50, p.p99, p.p999, p.max
     );
     plot::draw(std::path::Path::new(&png), &lat, rate)?;
     println!("plot: {png}");
+    println!("load average at the end: {}", cpu::load_average());
     println!();
 
     println!("| measurement | result | goal |");

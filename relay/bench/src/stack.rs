@@ -1,5 +1,7 @@
-//! The private servers of one measurement, with production-like durability
-//! (fsync on), and the relay processes.
+//! The private servers of one measurement and the relay processes.
+//!
+//! PostgreSQL runs with fsync on (production-like) unless a measurement asks
+//! otherwise: see the latency module for why its default is off.
 
 use std::time::Duration;
 
@@ -30,12 +32,13 @@ mod tempfile_dir {
 }
 
 impl BenchStack {
-    /// PostgreSQL (fsync on) with `users` tracked, and Redis with the module.
+    /// PostgreSQL with `users` tracked, and Redis with the module.
     /// `redis_config`: extra redis.conf lines.
-    pub fn start(redis_config: &[(&str, &str)]) -> Result<Self, BenchError> {
+    pub fn start(redis_config: &[(&str, &str)], fsync: bool) -> Result<Self, BenchError> {
+        let on_off = if fsync { "on" } else { "off" };
         let pg = PgCluster::start_with(&[
-            ("fsync", "on"),
-            ("full_page_writes", "on"),
+            ("fsync", on_off),
+            ("full_page_writes", on_off),
             ("shared_buffers", "256MB"),
         ])?;
         pg.create_extension()?;
@@ -96,6 +99,19 @@ impl BenchStack {
         for (_, addr) in &self.relays {
             let text = vset_tests::relay::scrape_metrics(addr)?;
             total += vset_tests::relay::metric_value(&text, name).unwrap_or(0.0);
+        }
+        Ok(total)
+    }
+
+    /// Redis' own CPU seconds (user + system) from `INFO cpu`.
+    pub fn redis_cpu(&self) -> Result<f64, BenchError> {
+        let mut total = 0.0;
+        for field in ["used_cpu_user", "used_cpu_sys"] {
+            total += self
+                .redis
+                .info_field("cpu", field)?
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
         }
         Ok(total)
     }
