@@ -86,7 +86,7 @@ impl VsetError {
             VsetError::DuplicateColumn { .. } => Code::ERRCODE_DUPLICATE_COLUMN,
             VsetError::NullArgument { .. } => Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             VsetError::Truncate { .. } => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            VsetError::TriggerMisuse(_) => Code::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            VsetError::TriggerMisuse(_) => Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             VsetError::Altered(_) => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }

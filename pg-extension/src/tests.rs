@@ -512,6 +512,25 @@ $$;
         );
     }
 
+    #[pg_test]
+    fn capture_refuses_to_run_outside_the_trigger_track_installs() {
+        run("CREATE TABLE h(id int PRIMARY KEY)");
+        run("CREATE TRIGGER before_row BEFORE INSERT ON h FOR EACH ROW EXECUTE FUNCTION vset.capture()");
+        assert_eq!(
+            try_sql("INSERT INTO h VALUES (1)"),
+            "39P01: vset: vset.capture() must be an AFTER ... FOR EACH ROW trigger; install it with vset.track()"
+        );
+        run("DROP TRIGGER before_row ON h");
+        run(
+            "CREATE TRIGGER no_args AFTER INSERT ON h FOR EACH ROW EXECUTE FUNCTION vset.capture()",
+        );
+        assert_eq!(
+            try_sql("INSERT INTO h VALUES (1)"),
+            "39P01: vset: vset.capture() needs the arguments vset.track() gives it; create the trigger with vset.track()"
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM h"), Some(0));
+    }
+
     // ------------------------------------------------------------------ untrack
 
     #[pg_test]
