@@ -64,5 +64,6 @@ for f in "extension/vset.control" "extension/vset--$VERSION.sql" "lib/vset.so"; 
   grep -q "$f\$" <<<"$tree_files" || fail "extension package lacks */$f"
 done
 
+rm -rf "$TARGET/package/.pgrx-tree"
 echo "package: $OUT"
 (cd "$OUT" && cat SHA256SUMS)
