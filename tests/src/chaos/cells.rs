@@ -183,7 +183,14 @@ fn inject(
             let mut c = world.pg.client()?;
             while Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
-                if wait_for_commit_in_flight(&mut c, deadline)? {
+                let in_flight = match wait_for_commit_in_flight(&mut c, deadline) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        c = reconnect(world, &e)?;
+                        false
+                    }
+                };
+                if in_flight {
                     world.kill_relay(0);
                     faults += 1;
                     world.respawn_relay(0)?;
@@ -220,10 +227,12 @@ fn inject(
             let mut at = 0i32;
             while Instant::now() < deadline {
                 let lo = world.keys + 1 + (at % BIG_ROWS);
-                c.execute(
+                if let Err(e) = c.execute(
                     "UPDATE chaos SET v = v + 1 WHERE id BETWEEN $1 AND $1 + 99",
                     &[&lo],
-                )?;
+                ) {
+                    c = reconnect(world, &e)?;
+                }
                 at += 100;
                 std::thread::sleep(Duration::from_millis(30));
             }
@@ -259,8 +268,13 @@ fn inject(
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..200)));
-                if stop_mid_batch(world, &mut c)? {
-                    faults += 1;
+                match stop_mid_batch(world, &mut c) {
+                    Ok(true) => faults += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        world.signal_relay(0, libc::SIGCONT);
+                        c = reconnect(world, &e)?;
+                    }
                 }
             }
             sleep_until(deadline);
@@ -394,6 +408,24 @@ fn stop_mid_batch(world: &World, c: &mut postgres::Client) -> Result<bool, Chaos
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The fault injector lost its PostgreSQL session (the server crashed and is
+/// recovering, e.g. a backend died): say so, and connect again. The cell goes on;
+/// its verdict still comes from vset-verify after convergence.
+fn reconnect(world: &World, why: &dyn std::fmt::Display) -> Result<postgres::Client, ChaosError> {
+    eprintln!(
+        "chaos: injector lost PostgreSQL ({why}); reconnecting. postgres log:\n{}",
+        world.pg.log_tail(1500)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match world.pg.client() {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 /// Waits until `VFLOOR` reports the module warm (a relay has set the floor).
