@@ -82,7 +82,7 @@ pub fn draw(path: &Path, figures: &[Figures], subtitle: &str) -> Result<(), LabE
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..names.len()).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..names.len().saturating_sub(1)).into_segmented(), 0.0..top)
             .map_err(|e| chart_err(e.to_string()))?;
         let labels = names.clone();
         chart
@@ -107,7 +107,7 @@ pub fn draw(path: &Path, figures: &[Figures], subtitle: &str) -> Result<(), LabE
         chart
             .draw_series(values.iter().enumerate().map(|(i, v)| {
                 Text::new(
-                    if *v >= 10.0 || v.fract() == 0.0 {
+                    if v.fract() == 0.0 {
                         format!("{v:.0}")
                     } else {
                         format!("{v:.2}")
