@@ -66,7 +66,7 @@ test-pg: install-pg ## extension: #[pg_test]s, isolation specs, concurrency test
 test-e2e: build-redis build-relay build-verify install-pg ## whole system: real postgres + redis-server + relay
 	cargo test -p vset-tests
 
-test-examples: build-redis install-pg ## examples/: Python relay + Node.js read path on real servers (deps from PyPI/npm, pinned)
+test-examples: build-redis build-relay install-pg ## examples/: Python relay + Node.js read path on real servers (deps from PyPI/npm, pinned)
 	bash examples/install-deps.sh
 	set -a; source $(CARGO_TARGET_DIR)/examples.env; set +a; cargo test -p vset-examples-e2e
 

@@ -6,4 +6,5 @@
 //! - `node_read_path.rs`: the Node.js read path's own `node --test` suite against
 //!   private servers;
 //! - `deploy_snippets.rs`: `deploy/redis.conf` and `deploy/postgresql.conf` loaded
-//!   by real servers.
+//!   by real servers; the systemd unit's command with `deploy/relay.env.example`
+//!   runs `vset-relay`.

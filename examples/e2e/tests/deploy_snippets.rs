@@ -3,10 +3,15 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
+
 use common::*;
-use vset_tests::paths::workspace_root;
+use vset_tests::paths::{relay_binary, workspace_root};
+use vset_tests::ports::free_port;
 use vset_tests::postgres::PgCluster;
+use vset_tests::process::ChildGuard;
 use vset_tests::redis::{RedisOptions, RedisServer};
+use vset_tests::relay::{metric_value, wait_metrics};
 
 /// The `name value` lines of a config snippet (comments and blanks dropped).
 fn setting_lines(file: &str) -> Vec<(String, String)> {
@@ -96,4 +101,53 @@ fn postgresql_conf_snippet_is_accepted_by_postgres() {
     // The extension needs no preloading: it works with the snippet as is.
     pg.create_extension().expect("CREATE EXTENSION vset");
     current_version(&pg);
+}
+
+#[test]
+fn systemd_unit_command_with_the_example_environment_runs_the_relay() {
+    let unit = std::fs::read_to_string(workspace_root().join("deploy/vset-relay.service"))
+        .expect("read the unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(
+        words.next(),
+        Some("/usr/local/bin/vset-relay"),
+        "where make install puts it"
+    );
+    let args: Vec<&str> = words.collect();
+
+    let pg = postgres_with_users();
+    let redis = RedisServer::start(RedisOptions::new()).expect("start redis");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    // The example environment file as systemd would pass it, pointed at this test's
+    // servers (its hosts are placeholders).
+    let mut cmd = Command::new(relay_binary().expect("vset-relay is built (make build-relay)"));
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, value) in setting_lines("relay.env.example") {
+        cmd.env(name, value);
+    }
+    cmd.env("VSET_POSTGRES_URL", pg.url())
+        .env("VSET_REDIS_URL", redis.url())
+        .env("VSET_METRICS_ADDR", &metrics);
+    let mut relay = ChildGuard::new("vset-relay", cmd.spawn().expect("spawn vset-relay"));
+    wait_metrics(&metrics, PATIENCE).expect("the relay serves its metrics");
+    // Changes committed before the relay ends the cold start are misses by design.
+    eventually("the relay to warm the module", || vfloor(&redis).0 == 0);
+
+    pg.execute("INSERT INTO users VALUES (5, 'from-the-unit')")
+        .expect("insert");
+    eventually("the relay to apply the insert", || {
+        vget(&redis, "public.users:5").is_some_and(|v| v.contains("from-the-unit"))
+    });
+    let text = wait_metrics(&metrics, PATIENCE).expect("metrics");
+    assert!(metric_value(&text, "vset_relay_applied_total").is_some_and(|n| n >= 1.0));
+    // SIGTERM, as `systemctl stop` sends (KillSignal=), ends it cleanly.
+    let status = relay.terminate(PATIENCE).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
 }
