@@ -683,3 +683,31 @@ fn oom_refuses_vset() {
     assert!(e.starts_with("OOM"), "{e}");
     assert_eq!(vget(&mut con, "k"), None);
 }
+
+#[test]
+fn module_load_where_enabled() {
+    // The harness enables MODULE LOAD (`enable-module-command yes`).
+    let server = RedisServer::start(RedisOptions::new().without_module()).unwrap();
+    let mut con = server.client().unwrap();
+    let e = err(redis::cmd("VSET")
+        .arg("k")
+        .arg("1")
+        .arg("v")
+        .query(&mut con));
+    assert!(e.contains("unknown command"), "{e}");
+    let path = vset_tests::paths::redis_module().unwrap();
+    let _: () = redis::cmd("MODULE")
+        .arg("LOAD")
+        .arg(path.to_str().unwrap())
+        .arg("cold-start")
+        .arg("no")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(vset(&mut con, "k", "1", "v"), 1);
+    assert_eq!(vget_int(&mut con, "k"), (Some("v".into()), 1));
+    let e = err(redis::cmd("MODULE")
+        .arg("LOAD")
+        .arg(path.to_str().unwrap())
+        .query(&mut con));
+    assert!(e.contains("Error loading the extension"), "{e}");
+}
