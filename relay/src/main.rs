@@ -59,7 +59,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
+    // One runtime thread per claim loop: a loop and its connection drivers then
+    // mostly stay on one thread instead of waking each other across threads on
+    // every round trip.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(args.workers).clamp(1, 8))
         .enable_all()
         .build()
     {
