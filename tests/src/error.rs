@@ -20,7 +20,9 @@ pub enum HarnessError {
     },
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
-    #[error("artifact not found: {0} (run `make build` first, or set the env var named in the message)")]
+    #[error(
+        "artifact not found: {0} (run `make build` first, or set the env var named in the message)"
+    )]
     MissingArtifact(String),
     #[error("I/O error on {path}: {source}")]
     Io {

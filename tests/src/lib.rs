@@ -21,14 +21,14 @@
 pub mod chaos;
 // End-to-end helpers (issue 4): relay processes, writers, the Redis == PostgreSQL checker.
 pub mod convergence;
-pub mod relay;
-pub mod stack;
-pub mod workload;
 pub mod error;
 pub mod paths;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod relay;
+pub mod stack;
+pub mod workload;
 
 pub use error::HarnessError;

@@ -58,14 +58,12 @@ pub fn relay_binary() -> Result<PathBuf, HarnessError> {
         return Ok(PathBuf::from(p));
     }
     let t = target_dir();
-    newest_existing(&[t.join("debug/vset-relay"), t.join("release/vset-relay")]).ok_or_else(
-        || {
-            HarnessError::MissingArtifact(format!(
-                "vset-relay under {} (or set VSET_RELAY_BIN)",
-                t.display()
-            ))
-        },
-    )
+    newest_existing(&[t.join("debug/vset-relay"), t.join("release/vset-relay")]).ok_or_else(|| {
+        HarnessError::MissingArtifact(format!(
+            "vset-relay under {} (or set VSET_RELAY_BIN)",
+            t.display()
+        ))
+    })
 }
 
 /// A binary from `PATH` or an override variable (e.g. `VSET_REDIS_SERVER`).
