@@ -14,12 +14,15 @@
 //! | [`paths`] | where the workspace, the build output and the built artifacts are |
 //! | [`redis`] | start `redis-server` with the vset module: standalone, replica, cluster |
 //! | [`postgres`] | start a private PostgreSQL cluster as an unprivileged user |
+//! | [`stack`] | the whole system in one fixture: Postgres + Redis + relay processes |
+//! | [`relay`] | spawn a relay (the Rust binary or any other command line) against a stack |
+//! | [`workload`] | concurrent writers on hot keys |
+//! | [`convergence`] | the checker: Redis holds exactly each row's payload, nothing for deleted rows |
 //! | [`chaos`] | the chaos matrix cells (faults + workload + verify), short in tests, long in `make chaos` |
 //!
 //! The end-to-end tests of the whole system (relay included) live in `tests/tests/`.
 
 pub mod chaos;
-// End-to-end helpers (issue 4): relay processes, writers, the Redis == PostgreSQL checker.
 pub mod convergence;
 pub mod error;
 pub mod paths;
