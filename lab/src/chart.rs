@@ -82,7 +82,10 @@ pub fn draw(path: &Path, figures: &[Figures], subtitle: &str) -> Result<(), LabE
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..names.len().saturating_sub(1)).into_segmented(), 0.0..top)
+            .build_cartesian_2d(
+                (0..names.len().saturating_sub(1)).into_segmented(),
+                0.0..top,
+            )
             .map_err(|e| chart_err(e.to_string()))?;
         let labels = names.clone();
         chart
