@@ -175,3 +175,52 @@ fn a_notification_wakes_the_relay_long_before_its_poll_interval() {
         .expect("check")
         .assert_exact("after notified updates");
 }
+
+/// Bad input gets a clear error and changes nothing: the relay refuses to start
+/// (exit status 2) before it connects anywhere.
+#[test]
+fn bad_flags_are_refused_with_exit_status_2() {
+    let relay = vset_tests::relay::RelayCommand::from_env().expect("relay");
+    if !relay.is_reference() {
+        return;
+    }
+    let bin = vset_tests::paths::relay_binary().expect("relay binary");
+    for (args, mentions) in [
+        (
+            vec!["--postgres", "host=127.0.0.1 port=1", "--redis", "notaurl"],
+            "--redis",
+        ),
+        (
+            vec![
+                "--postgres",
+                "port=notaport",
+                "--redis",
+                "redis://127.0.0.1:1",
+            ],
+            "--postgres",
+        ),
+        (
+            vec![
+                "--postgres",
+                "host=x",
+                "--redis",
+                "redis://h:1",
+                "--batch-size",
+                "0",
+            ],
+            "--batch-size",
+        ),
+        (vec!["--postgres", "host=x"], "--redis"),
+    ] {
+        let out = std::process::Command::new(&bin)
+            .args(&args)
+            .output()
+            .expect("run relay");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(mentions),
+            "{args:?} must name {mentions}: {stderr}"
+        );
+    }
+}
