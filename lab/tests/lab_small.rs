@@ -1,0 +1,86 @@
+//! A small lab run on real servers, asserting what the README table claims, per
+//! fault, exactly: the schedule is seeded and every interleaving scripted, so each
+//! strategy's stale count is a function of how many episodes had each fault.
+
+use std::collections::HashMap;
+
+use vset_lab::proxy::FaultProxy;
+use vset_lab::run::{replay_all, Figures};
+use vset_lab::schedule::{self, Fault};
+use vset_lab::strategy::app::{AppKind, AppStrategy};
+use vset_lab::strategy::relayed::RelayedStrategy;
+use vset_lab::strategy::Strategy;
+use vset_tests::postgres::PgCluster;
+use vset_tests::redis::{RedisOptions, RedisServer};
+
+#[test]
+fn each_fault_hurts_exactly_the_strategies_it_should() {
+    let keys = 20;
+    let plan = schedule::build(5, 80, keys, 2);
+    let mut n: HashMap<Fault, u64> = HashMap::new();
+    for e in &plan {
+        *n.entry(e.fault).or_default() += 1;
+    }
+    let count = |f: Fault| n.get(&f).copied().unwrap_or(0);
+    for f in Fault::ALL {
+        assert!(count(f) > 0, "the schedule must contain {f:?}");
+    }
+    let late_fills = plan
+        .iter()
+        .filter(|e| e.fault == Fault::FillRace && !e.fill_early)
+        .count() as u64;
+
+    let pg = PgCluster::start().expect("postgres");
+    pg.create_extension().expect("extension");
+    let redis = RedisServer::start(RedisOptions::new()).expect("redis");
+    let proxy = FaultProxy::start(redis.port()).expect("proxy");
+    let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
+    for kind in [
+        AppKind::WriteThrough,
+        AppKind::WriteBehind,
+        AppKind::CacheAside,
+        AppKind::DoubleDelete,
+    ] {
+        strategies.push(Box::new(
+            AppStrategy::new(kind, &pg.url(), &proxy, keys).expect("strategy"),
+        ));
+    }
+    strategies.push(Box::new(
+        RelayedStrategy::new(false, &pg.url(), &proxy, keys).expect("outbox"),
+    ));
+    strategies.push(Box::new(
+        RelayedStrategy::new(true, &pg.url(), &proxy, keys).expect("vset"),
+    ));
+    let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
+    let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
+    let stale = |s: &str, f: Fault| by[s].stale_by_fault.get(&f).copied().unwrap_or(0);
+
+    // Fault-free episodes never end stale, for anyone.
+    for f in &figures {
+        assert_eq!(stale(&f.strategy, Fault::None), 0, "{}", f.strategy);
+    }
+    let (crash, outage, late, fill) = (
+        count(Fault::Crash),
+        count(Fault::Outage),
+        count(Fault::LateRetry),
+        count(Fault::FillRace),
+    );
+    let expect = |s: &str, want: [u64; 4], lost: u64| {
+        let got = [
+            stale(s, Fault::Crash),
+            stale(s, Fault::Outage),
+            stale(s, Fault::LateRetry),
+            stale(s, Fault::FillRace),
+        ];
+        assert_eq!(got, want, "{s}: stale after crash/outage/late/fill");
+        assert_eq!(by[s].lost_writes, lost, "{s}: lost writes");
+    };
+    expect("write-through", [crash, outage, late, fill], 0);
+    expect("write-behind", [crash, 0, late, fill], crash + late);
+    expect("cache-aside", [crash, outage, 0, fill], 0);
+    expect("double-delete", [0, 0, 0, late_fills], 0);
+    expect("outbox-set", [crash, 0, late, late_fills], 0);
+    expect("vset", [0, 0, 0, 0], 0);
+    assert_eq!(by["write-behind"].failed_writes, outage);
+    assert_eq!(by["vset"].stale_keys_at_end, 0);
+}
