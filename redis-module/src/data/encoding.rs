@@ -7,6 +7,7 @@
 //! value, even when Redis' own RDB checksum is turned off (`rdbchecksum no`).
 
 use bincode::Options;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -99,13 +100,20 @@ pub fn encode_value(value: &VersionedValue) -> Vec<u8> {
     seal(VALUE_FORMAT_V1, encode_body(&record))
 }
 
+/// Decodes a record body. Every element takes at least one byte of body, so bounding
+/// the decoder by the body size keeps a corrupt length from asking for a huge
+/// allocation.
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    options(body.len())
+        .deserialize(body)
+        .map_err(|e| DecodeError::Body(e.to_string()))
+}
+
 pub fn decode_value(bytes: &[u8]) -> Result<VersionedValue, DecodeError> {
     let (format, body) = open(bytes)?;
     match format {
         VALUE_FORMAT_V1 => {
-            let r: ValueRecordV1 = options(body.len())
-                .deserialize(body)
-                .map_err(|e| DecodeError::Body(e.to_string()))?;
+            let r: ValueRecordV1 = decode_body(body)?;
             Ok(VersionedValue {
                 version: r.version,
                 payload: r.payload,
@@ -128,11 +136,7 @@ pub fn decode_floors(bytes: &[u8]) -> Result<SavedFloors, DecodeError> {
     let (format, body) = open(bytes)?;
     match format {
         FLOORS_FORMAT_V1 => {
-            // A floor entry is at least 2 bytes; bounding the count by the body size
-            // keeps a corrupt length from asking for a huge allocation.
-            let r: FloorsRecordV1 = options(body.len())
-                .deserialize(body)
-                .map_err(|e| DecodeError::Body(e.to_string()))?;
+            let r: FloorsRecordV1 = decode_body(body)?;
             if r.buckets == 0 {
                 return Err(DecodeError::Body("bucket count is 0".into()));
             }
