@@ -7,11 +7,13 @@ use redis_module::{raw, Context, NotifyEvent, RedisResult, RedisValue};
 
 use super::args::Arg;
 
-use super::expiry::Expiry;
+use super::error::CommandError;
+use super::expiry::{parse_expiry, Expiry};
 use super::key::{now_ms, OpenKey};
 use super::origin::Origin;
 use crate::data::decision::{decide, Decision};
 use crate::data::value::VersionedValue;
+use crate::data::version::parse_version;
 use crate::state::{self, Counters};
 
 /// What a write stores.
@@ -22,12 +24,38 @@ pub enum Payload<'a> {
 }
 
 pub struct Write<'a> {
-    pub command: &'static str,
     pub key: &'a Arg<'a>,
     pub version: u64,
     pub version_arg: &'a [u8],
     pub payload: Payload<'a>,
     pub expiry: Expiry,
+}
+
+impl<'a> Write<'a> {
+    /// Parses what VSET and VDEL share: the version, then the trailing
+    /// `[EX s | PX ms | EXAT s | PXAT ms]` (`opts`).
+    pub fn parse(
+        key: &'a Arg<'a>,
+        version: &'a Arg<'a>,
+        payload: Payload<'a>,
+        opts: &[Arg],
+    ) -> Result<Self, CommandError> {
+        let version_arg = version.as_slice();
+        let version = parse_version(version_arg)?;
+        let command = match payload {
+            Payload::Value(_) => "vset",
+            Payload::Tombstone => "vdel",
+        };
+        let opts: Vec<&[u8]> = opts.iter().map(Arg::as_slice).collect();
+        let expiry = parse_expiry(command, &opts)?;
+        Ok(Write {
+            key,
+            version,
+            version_arg,
+            payload,
+            expiry,
+        })
+    }
 }
 
 /// Runs a write; replies 1 (stored) or 0 (not stored).
@@ -125,11 +153,11 @@ fn replicate(ctx: &Context, w: &Write<'_>, origin: Origin, expire_at: Option<i64
                 b"PXAT",
                 at.as_bytes(),
             ];
-            ctx.replicate(w.command, &args);
+            ctx.replicate("VSET", &args);
         }
         Payload::Tombstone => {
             let args: [&[u8]; 4] = [w.key.as_slice(), w.version_arg, b"PXAT", at.as_bytes()];
-            ctx.replicate(w.command, &args);
+            ctx.replicate("VDEL", &args);
         }
     }
 }
