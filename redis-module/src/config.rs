@@ -153,26 +153,18 @@ mod tests {
             parse(&["bucket", "5"]),
             Err(ConfigError::UnknownName("bucket".into()))
         );
-        assert!(matches!(
-            parse(&["buckets", "0"]),
-            Err(ConfigError::BadValue { .. })
-        ));
-        assert!(matches!(
-            parse(&["buckets", "16777217"]),
-            Err(ConfigError::BadValue { .. })
-        ));
-        assert!(matches!(
-            parse(&["buckets", "-1"]),
-            Err(ConfigError::BadValue { .. })
-        ));
-        assert!(matches!(
-            parse(&["tombstone-ttl-ms", "0"]),
-            Err(ConfigError::BadValue { .. })
-        ));
-        assert!(matches!(
-            parse(&["cold-start", "maybe"]),
-            Err(ConfigError::BadValue { .. })
-        ));
+        for args in [
+            ["buckets", "0"],
+            ["buckets", "16777217"],
+            ["buckets", "-1"],
+            ["tombstone-ttl-ms", "0"],
+            ["cold-start", "maybe"],
+        ] {
+            assert!(
+                matches!(parse(&args), Err(ConfigError::BadValue { .. })),
+                "{args:?}"
+            );
+        }
         assert_eq!(
             parse(&["buckets", "8", "buckets", "9"]),
             Err(ConfigError::Duplicate {
