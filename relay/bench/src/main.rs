@@ -59,8 +59,9 @@ fn run() -> Result<(), BenchError> {
         .collect();
 
     println!(
-        "vset end-to-end benchmark (nproc = {})",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "vset end-to-end benchmark (nproc = {}, load average at start {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu::load_average()
     );
     println!("relay: {}", vset_tests::paths::relay_binary()?.display());
     println!("module: {}", vset_tests::paths::redis_module()?.display());
