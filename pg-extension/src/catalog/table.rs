@@ -1,7 +1,7 @@
 //! Facts about a table that `track`/`untrack`/`fill` check before acting.
 
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 
 use crate::error::VsetError;
 
@@ -85,19 +85,7 @@ impl TableInfo {
 
     /// Live column names in attribute order.
     pub fn columns(&self, client: &SpiClient<'_>) -> Result<Vec<String>, VsetError> {
-        let rows = client.select(
-            "SELECT attname::text FROM pg_catalog.pg_attribute
-              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[self.oid.into()],
-        )?;
-        let mut cols = Vec::new();
-        for row in rows {
-            if let Some(c) = row.get::<String>(1)? {
-                cols.push(c);
-            }
-        }
-        Ok(cols)
+        live_columns(client, self.oid)
     }
 
     /// Every partition below this table (all levels), quoted and qualified.
@@ -111,12 +99,28 @@ impl TableInfo {
             None,
             &[self.oid.into()],
         )?;
-        let mut out = Vec::new();
-        for row in rows {
-            if let Some(c) = row.get::<String>(1)? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        texts(rows)
     }
+}
+
+/// Live column names of the table `oid` in attribute order.
+pub fn live_columns(client: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Vec<String>, VsetError> {
+    let rows = client.select(
+        "SELECT attname::text FROM pg_catalog.pg_attribute
+          WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        None,
+        &[oid.into()],
+    )?;
+    texts(rows)
+}
+
+/// The non-null values of a one-column text result.
+fn texts(rows: SpiTupleTable<'_>) -> Result<Vec<String>, VsetError> {
+    let mut out = Vec::new();
+    for row in rows {
+        if let Some(c) = row.get::<String>(1)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

@@ -12,6 +12,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
 
+use crate::catalog::table::live_columns;
 use crate::catalog::tracked::Mode;
 use crate::error::VsetError;
 use crate::trigger::key::KeyTemplate;
@@ -178,7 +179,7 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
     } else if tracked != relid {
         // A partition may order its columns differently from the root; the payload
         // follows the root's order so every partition (and vset.fill) renders alike.
-        root_columns(tracked)?
+        Spi::connect(|client| live_columns(client, tracked))?
             .iter()
             .map(|c| find(c))
             .collect::<Result<_, _>>()?
@@ -238,24 +239,5 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
         compared,
         mode,
         channel,
-    })
-}
-
-/// Live column names of `table` in attribute order.
-fn root_columns(table: pg_sys::Oid) -> Result<Vec<String>, VsetError> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT attname::text FROM pg_catalog.pg_attribute
-              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[table.into()],
-        )?;
-        let mut cols = Vec::new();
-        for row in rows {
-            if let Some(c) = row.get::<String>(1)? {
-                cols.push(c);
-            }
-        }
-        Ok(cols)
     })
 }
