@@ -10,8 +10,10 @@
 //!   is still there with its writing transaction's xmin).
 //! - NOTIFY: exactly one per transaction that captured something, none otherwise,
 //!   savepoints included; rollback leaves no record; relay privileges.
+//! - `pg_dump` and restore keep what is tracked, the outbox and the sequence.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,6 +431,31 @@ fn current_version_and_relay_privileges() {
     assert_eq!(waiting, 0);
 }
 
+/// Runs `program` (`pg_dump`, `psql`) from the cluster's bindir as `postgres` with
+/// `args` and `-f file`, and fails the test with its stderr (labelled `what`) unless
+/// it succeeds.
+fn run_client_program(pg: &PgCluster, program: &str, args: &[&str], file: &Path, what: &str) {
+    let out = std::process::Command::new(pg.bindir().join(program))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .arg("-f")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `pg_dump` keeps what is tracked, the undelivered records and the version
 /// sequence's position; the restored database keeps capturing above it.
 #[test]
@@ -438,51 +465,15 @@ fn pg_dump_and_restore_keep_tracking_outbox_and_sequence() {
     c.batch_execute("INSERT INTO hot VALUES (1,0,0),(2,0,0); UPDATE hot SET v = 9 WHERE id = 2")
         .expect("writes");
     let dump = pg.dir().join("dump.sql");
-    let out = std::process::Command::new(pg.bindir().join("pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port().to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-f",
-        ])
-        .arg(&dump)
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_client_program(&pg, "pg_dump", &["-d", "postgres"], &dump, "pg_dump");
     c.batch_execute("CREATE DATABASE restored")
         .expect("createdb");
-    let out = std::process::Command::new(pg.bindir().join("psql"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port().to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "restored",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-        ])
-        .arg(&dump)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_client_program(
+        &pg,
+        "psql",
+        &["-d", "restored", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+        &dump,
+        "restore",
     );
 
     let mut r = postgres::Client::connect(
