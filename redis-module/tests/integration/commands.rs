@@ -145,8 +145,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
 
     assert_eq!(vget_int(&mut con, "k"), (Some("ten".into()), 10));
     assert_eq!(exists(&mut con, "new"), 0);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert_eq!(ttl, -1);
+    assert_eq!(ttl(&mut con, "k"), -1);
     let (cold, floor, _) = vfloor(&mut con);
     assert_eq!((cold, floor), (0, Value::Int(0)));
     assert_eq!(info_vset(&mut con), before, "no counter moved");
@@ -205,12 +204,11 @@ fn generic_key_commands_behave() {
         .query(&mut con)
         .unwrap();
     assert_eq!(n, 1);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert!((90..=100).contains(&ttl), "ttl {ttl}");
+    let secs = ttl(&mut con, "k");
+    assert!((90..=100).contains(&secs), "ttl {secs}");
     let n: i64 = redis::cmd("PERSIST").arg("k").query(&mut con).unwrap();
     assert_eq!(n, 1);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert_eq!(ttl, -1);
+    assert_eq!(ttl(&mut con, "k"), -1);
 
     let _: () = redis::cmd("RENAME")
         .arg("k")
@@ -304,10 +302,10 @@ fn vdel_writes_a_tombstone_that_blocks_older_writes() {
     assert_eq!(vget(&mut con, "k"), None);
     assert_eq!(vget_int(&mut con, "k"), (None, 6));
     assert_eq!(exists(&mut con, "k"), 1, "the tombstone is a key");
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
+    let secs = ttl(&mut con, "k");
     assert!(
-        (86_390..=86_400).contains(&ttl),
-        "default tombstone TTL, got {ttl}"
+        (86_390..=86_400).contains(&secs),
+        "default tombstone TTL, got {secs}"
     );
     assert_eq!(
         vset(&mut con, "k", "5", "late five"),
@@ -318,9 +316,9 @@ fn vdel_writes_a_tombstone_that_blocks_older_writes() {
     assert_eq!(vget_int(&mut con, "k"), (None, 6));
     assert_eq!(vset(&mut con, "k", "7", "seven"), 1);
     assert_eq!(vget_int(&mut con, "k"), (Some("seven".into()), 7));
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
     assert_eq!(
-        ttl, -1,
+        ttl(&mut con, "k"),
+        -1,
         "a value written without EX does not keep the tombstone TTL"
     );
 
@@ -329,75 +327,42 @@ fn vdel_writes_a_tombstone_that_blocks_older_writes() {
     assert_eq!(vget_int(&mut con, "never"), (None, 3));
     assert_eq!(vset(&mut con, "never", "2", "old"), 0);
 
-    let n: i64 = redis::cmd("VDEL")
-        .arg("px")
-        .arg("3")
-        .arg("PX")
-        .arg(5000)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
-    let pttl: i64 = redis::cmd("PTTL").arg("px").query(&mut con).unwrap();
-    assert!((1..=5_000).contains(&pttl), "pttl {pttl}");
+    assert_eq!(vdel_with(&mut con, "px", "3", &["PX", "5000"]), 1);
+    let ms = pttl(&mut con, "px");
+    assert!((1..=5_000).contains(&ms), "pttl {ms}");
 }
 
 #[test]
 fn vset_expiry_options() {
     let server = warm_server();
     let mut con = server.client().unwrap();
-    let n: i64 = redis::cmd("VSET")
-        .arg("k")
-        .arg(1)
-        .arg("a")
-        .arg("EX")
-        .arg(100)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert!((90..=100).contains(&ttl), "ttl {ttl}");
+    assert_eq!(vset_with(&mut con, "k", "1", "a", &["EX", "100"]), 1);
+    let secs = ttl(&mut con, "k");
+    assert!((90..=100).contains(&secs), "ttl {secs}");
     assert_eq!(vset(&mut con, "k", "2", "b"), 1);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert_eq!(ttl, -1, "VSET without EX/PX clears the expiry, like SET");
-    let n: i64 = redis::cmd("VSET")
-        .arg("k")
-        .arg(3)
-        .arg("c")
-        .arg("px")
-        .arg(1500)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
-    let pttl: i64 = redis::cmd("PTTL").arg("k").query(&mut con).unwrap();
-    assert!((1..=1_500).contains(&pttl), "pttl {pttl}");
+    assert_eq!(
+        ttl(&mut con, "k"),
+        -1,
+        "VSET without EX/PX clears the expiry, like SET"
+    );
+    assert_eq!(vset_with(&mut con, "k", "3", "c", &["px", "1500"]), 1);
+    let ms = pttl(&mut con, "k");
+    assert!((1..=1_500).contains(&ms), "pttl {ms}");
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 1000;
-    let n: i64 = redis::cmd("VSET")
-        .arg("k")
-        .arg(4)
-        .arg("d")
-        .arg("EXAT")
-        .arg(at)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        vset_with(&mut con, "k", "4", "d", &["EXAT", &at.to_string()]),
+        1
+    );
+    let secs = ttl(&mut con, "k");
+    assert!((990..=1000).contains(&secs), "ttl {secs}");
     // A rejected write changes nothing, expiry included.
-    let n: i64 = redis::cmd("VSET")
-        .arg("k")
-        .arg(1)
-        .arg("old")
-        .arg("EX")
-        .arg(5)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 0);
-    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
-    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+    assert_eq!(vset_with(&mut con, "k", "1", "old", &["EX", "5"]), 0);
+    let secs = ttl(&mut con, "k");
+    assert!((990..=1000).contains(&secs), "ttl {secs}");
 }
 
 #[test]

@@ -13,20 +13,48 @@ pub fn warm_server() -> RedisServer {
 }
 
 pub fn vset(con: &mut Connection, key: &str, version: &str, value: &str) -> i64 {
+    vset_with(con, key, version, value, &[])
+}
+
+/// `VSET key version value` followed by `options` (e.g. `["EX", "100"]`).
+pub fn vset_with(
+    con: &mut Connection,
+    key: &str,
+    version: &str,
+    value: &str,
+    options: &[&str],
+) -> i64 {
     redis::cmd("VSET")
         .arg(key)
         .arg(version)
         .arg(value)
+        .arg(options)
         .query(con)
         .unwrap_or_else(|e| panic!("VSET {key} {version}: {e}"))
 }
 
 pub fn vdel(con: &mut Connection, key: &str, version: &str) -> i64 {
+    vdel_with(con, key, version, &[])
+}
+
+/// `VDEL key version` followed by `options` (e.g. `["PX", "5000"]`).
+pub fn vdel_with(con: &mut Connection, key: &str, version: &str, options: &[&str]) -> i64 {
     redis::cmd("VDEL")
         .arg(key)
         .arg(version)
+        .arg(options)
         .query(con)
         .unwrap_or_else(|e| panic!("VDEL {key} {version}: {e}"))
+}
+
+/// `TTL key`: seconds left, -1 without expiry, -2 when the key does not exist.
+pub fn ttl(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("TTL").arg(key).query(con).expect("TTL")
+}
+
+/// `PTTL key`: milliseconds left, -1 without expiry, -2 when the key does not exist.
+pub fn pttl(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(con).expect("PTTL")
 }
 
 pub fn vget(con: &mut Connection, key: &str) -> Option<String> {

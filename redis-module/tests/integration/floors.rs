@@ -76,24 +76,8 @@ fn floors_are_per_bucket() {
 fn expiry_raises_the_floor() {
     let server = warm_server();
     let mut con = server.client().unwrap();
-    let n: i64 = redis::cmd("VSET")
-        .arg("lazy")
-        .arg(10)
-        .arg("x")
-        .arg("PX")
-        .arg(30)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
-    let n: i64 = redis::cmd("VSET")
-        .arg("active")
-        .arg(20)
-        .arg("x")
-        .arg("PX")
-        .arg(30)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(vset_with(&mut con, "lazy", "10", "x", &["PX", "30"]), 1);
+    assert_eq!(vset_with(&mut con, "active", "20", "x", &["PX", "30"]), 1);
     // `lazy` is expired by access; `active` by Redis' background expiry cycle.
     std::thread::sleep(std::time::Duration::from_millis(50));
     wait_gone(&mut con, "lazy");
@@ -127,19 +111,12 @@ fn tombstone_expiry_raises_the_floor() {
     let mut con = server.client().unwrap();
     assert_eq!(vset(&mut con, "k", "5", "x"), 1);
     assert_eq!(vdel(&mut con, "k", "10"), 1);
-    let pttl: i64 = redis::cmd("PTTL").arg("k").query(&mut con).unwrap();
+    let ms = pttl(&mut con, "k");
     assert!(
-        (1..=1000).contains(&pttl),
-        "module default tombstone TTL, got {pttl}"
+        (1..=1000).contains(&ms),
+        "module default tombstone TTL, got {ms}"
     );
-    let n: i64 = redis::cmd("VDEL")
-        .arg("e")
-        .arg(7)
-        .arg("PX")
-        .arg(40)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(vdel_with(&mut con, "e", "7", &["PX", "40"]), 1);
     wait_gone(&mut con, "k");
     wait_gone(&mut con, "e");
     assert_forgotten(&mut con, "k", 10);

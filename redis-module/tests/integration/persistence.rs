@@ -9,22 +9,13 @@ use vset_tests::redis::{wait_until, RedisOptions, RedisServer};
 
 use crate::common::*;
 
-fn ttl(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("TTL").arg(key).query(con).unwrap()
-}
-
 /// Writes the state that every persistence test checks afterwards.
 fn write_state(con: &mut Connection) {
     assert_eq!(vset(con, "a", "5", "x"), 1);
-    let n: i64 = redis::cmd("VSET")
-        .arg("b")
-        .arg("9007199254740993")
-        .arg("y")
-        .arg("EX")
-        .arg(1000)
-        .query(con)
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(
+        vset_with(con, "b", "9007199254740993", "y", &["EX", "1000"]),
+        1
+    );
     assert_eq!(vdel(con, "c", "7"), 1);
     assert_eq!(vset(con, "d", "10", "z"), 1);
     let _: i64 = redis::cmd("DEL").arg("d").query(con).unwrap();
@@ -210,14 +201,15 @@ fn write_rdb_fixture() {
         .query(&mut con)
         .unwrap();
     assert_eq!(n, 1);
-    let n: i64 = redis::cmd("VDEL")
-        .arg("user:4")
-        .arg(40)
-        .arg("EXAT")
-        .arg(FIXTURE_TOMBSTONE_EXAT)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(
+        vdel_with(
+            &mut con,
+            "user:4",
+            "40",
+            &["EXAT", &FIXTURE_TOMBSTONE_EXAT.to_string()]
+        ),
+        1
+    );
     assert_eq!(vset(&mut con, "gone", "500", "forgotten"), 1);
     let _: i64 = redis::cmd("DEL").arg("gone").query(&mut con).unwrap();
     let _: () = redis::cmd("SAVE").query(&mut con).unwrap();

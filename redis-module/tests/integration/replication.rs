@@ -21,15 +21,7 @@ fn replica_sees_master_writes_and_floors() {
 
     assert_eq!(vset(&mut m, "a", "5", "x"), 1);
     assert_eq!(vset(&mut m, "a", "4", "stale"), 0);
-    let n: i64 = redis::cmd("VSET")
-        .arg("ttl")
-        .arg(6)
-        .arg("t")
-        .arg("EX")
-        .arg(1000)
-        .query(&mut m)
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(vset_with(&mut m, "ttl", "6", "t", &["EX", "1000"]), 1);
     assert_eq!(vdel(&mut m, "c", "7"), 1);
     assert_eq!(vset(&mut m, "d", "50", "z"), 1);
     let _: i64 = redis::cmd("DEL").arg("d").query(&mut m).unwrap();
