@@ -574,58 +574,48 @@ fn commands_declare_keys_and_flags() {
     );
 }
 
+/// A new connection authenticated as `user`, created by `admin` with all commands
+/// but only the keys `key_pattern` allows.
+fn client_as(
+    server: &RedisServer,
+    admin: &mut redis::Connection,
+    user: &str,
+    key_pattern: &str,
+) -> redis::Connection {
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(user)
+        .arg("on")
+        .arg(">secret")
+        .arg(key_pattern)
+        .arg("+@all")
+        .query(admin)
+        .unwrap();
+    let mut con = server.client().unwrap();
+    let _: () = redis::cmd("AUTH")
+        .arg(user)
+        .arg("secret")
+        .query(&mut con)
+        .unwrap();
+    con
+}
+
 #[test]
 fn acl_key_patterns_apply() {
     let server = warm_server();
     let mut admin = server.client().unwrap();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("relay")
-        .arg("on")
-        .arg(">secret")
-        .arg("~cache:*")
-        .arg("+@all")
-        .query(&mut admin)
-        .unwrap();
-    let mut con = server.client().unwrap();
-    let _: () = redis::cmd("AUTH")
-        .arg("relay")
-        .arg("secret")
-        .query(&mut con)
-        .unwrap();
+    let mut con = client_as(&server, &mut admin, "relay", "~cache:*");
     assert_eq!(vset(&mut con, "cache:1", "1", "ok"), 1);
-    let e = err(redis::cmd("VSET")
-        .arg("other:1")
-        .arg("1")
-        .arg("no")
-        .query(&mut con));
+    let e = vset_err(&mut con, "other:1", "1", "no");
     assert!(e.starts_with("NOPERM"), "{e}");
     let e = err(redis::cmd("VGET").arg("other:1").query(&mut con));
     assert!(e.starts_with("NOPERM"), "{e}");
     assert_eq!(exists(&mut admin, "other:1"), 0);
 
     // Read-only key pattern: VGET allowed, VSET refused.
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("reader")
-        .arg("on")
-        .arg(">secret")
-        .arg("%R~cache:*")
-        .arg("+@all")
-        .query(&mut admin)
-        .unwrap();
-    let mut reader = server.client().unwrap();
-    let _: () = redis::cmd("AUTH")
-        .arg("reader")
-        .arg("secret")
-        .query(&mut reader)
-        .unwrap();
+    let mut reader = client_as(&server, &mut admin, "reader", "%R~cache:*");
     assert_eq!(vget(&mut reader, "cache:1").as_deref(), Some("ok"));
-    let e = err(redis::cmd("VSET")
-        .arg("cache:1")
-        .arg("2")
-        .arg("no")
-        .query(&mut reader));
+    let e = vset_err(&mut reader, "cache:1", "2", "no");
     assert!(e.starts_with("NOPERM"), "{e}");
     assert_eq!(vget_int(&mut admin, "cache:1"), (Some("ok".into()), 1));
 }
@@ -640,11 +630,7 @@ fn oom_refuses_vset() {
     )
     .unwrap();
     let mut con = server.client().unwrap();
-    let e = err(redis::cmd("VSET")
-        .arg("k")
-        .arg("1")
-        .arg("v")
-        .query(&mut con));
+    let e = vset_err(&mut con, "k", "1", "v");
     assert!(e.starts_with("OOM"), "{e}");
     assert_eq!(vget(&mut con, "k"), None);
 }
@@ -654,11 +640,7 @@ fn module_load_where_enabled() {
     // The harness enables MODULE LOAD (`enable-module-command yes`).
     let server = RedisServer::start(RedisOptions::new().without_module()).unwrap();
     let mut con = server.client().unwrap();
-    let e = err(redis::cmd("VSET")
-        .arg("k")
-        .arg("1")
-        .arg("v")
-        .query(&mut con));
+    let e = vset_err(&mut con, "k", "1", "v");
     assert!(e.contains("unknown command"), "{e}");
     let path = vset_tests::paths::redis_module().unwrap();
     let _: () = redis::cmd("MODULE")

@@ -153,6 +153,15 @@ pub fn err(result: redis::RedisResult<Value>) -> String {
     }
 }
 
+/// The error reply of a `VSET key version value` that must fail.
+pub fn vset_err(con: &mut Connection, key: &str, version: &str, value: &str) -> String {
+    err(redis::cmd("VSET")
+        .arg(key)
+        .arg(version)
+        .arg(value)
+        .query(con))
+}
+
 /// The documented bucket function: FNV-1a 64 of the key bytes, mod bucket count.
 pub fn bucket(key: &str, buckets: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -47,7 +47,7 @@ fn replica_sees_master_writes_and_floors() {
     assert_eq!(vfloor(&mut r).1, Value::Int(50));
 
     // Replicas refuse writes from clients, floors included.
-    let e = err(redis::cmd("VSET").arg("a").arg("9").arg("no").query(&mut r));
+    let e = vset_err(&mut r, "a", "9", "no");
     assert!(e.starts_with("READONLY"), "{e}");
     let e = err(redis::cmd("VFLOOR").arg("99").query(&mut r));
     assert!(e.starts_with("READONLY"), "{e}");
