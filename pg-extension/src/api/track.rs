@@ -158,11 +158,7 @@ fn track(
         mode,
         channel: channel.to_string(),
     };
-    let partitions = if info.relkind == "p" {
-        info.partitions(client)?
-    } else {
-        Vec::new()
-    };
+    let partitions = info.partitions(client)?;
 
     if existing.is_some() {
         drop_triggers(client, &info.qualified, &partitions)?;
@@ -244,11 +240,7 @@ fn untrack_internal(tbl: Option<pg_sys::Oid>) {
                 table: info.qualified,
             });
         }
-        let partitions = if info.relkind == "p" {
-            info.partitions(client)?
-        } else {
-            Vec::new()
-        };
+        let partitions = info.partitions(client)?;
         drop_triggers(client, &info.qualified, &partitions)?;
         Tracked::delete(client, tbl)
     })

@@ -88,8 +88,12 @@ impl TableInfo {
         live_columns(client, self.oid)
     }
 
-    /// Every partition below this table (all levels), quoted and qualified.
+    /// Every partition below this table (all levels), quoted and qualified; none
+    /// unless it is a partitioned table.
     pub fn partitions(&self, client: &SpiClient<'_>) -> Result<Vec<String>, VsetError> {
+        if self.relkind != "p" {
+            return Ok(Vec::new());
+        }
         let rows = client.select(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
                FROM pg_catalog.pg_partition_tree($1) t
