@@ -149,6 +149,17 @@ impl Stack {
     /// version); only then are the users seeded, so the seed rows are above the
     /// floor and must all reach Redis (seeded earlier, they would rightly be misses).
     pub fn spawn_relay(&mut self, extra: &[&str]) -> Result<usize, HarnessError> {
+        let endpoint = self.endpoint();
+        self.spawn_relay_to(&endpoint, extra)
+    }
+
+    /// [`Self::spawn_relay`] with another Redis address or URL (e.g. one carrying
+    /// an ACL user and password).
+    pub fn spawn_relay_to(
+        &mut self,
+        endpoint: &RedisEndpoint,
+        extra: &[&str],
+    ) -> Result<usize, HarnessError> {
         let mut args: Vec<&str> = Vec::new();
         if !extra.contains(&"--poll-interval") {
             args.extend(["--poll-interval", "100ms"]);
@@ -162,7 +173,7 @@ impl Stack {
             &format!("relay-{}", self.spawned),
             &self.relay_command,
             &self.pg.url(),
-            &self.endpoint(),
+            endpoint,
             &args,
             self.logs.path(),
         )?;

@@ -224,3 +224,56 @@ fn bad_flags_are_refused_with_exit_status_2() {
         );
     }
 }
+
+/// The relay authenticates as an ACL user that may run only what a relay needs
+/// (`VSET`, `VDEL`, `VFLOOR`, `DEL` on the table's keys), given in the URL.
+#[test]
+fn relay_as_a_restricted_acl_user_converges() {
+    let mut stack = Stack::standalone(50).expect("stack");
+    let port = stack.redis().port();
+    let mut admin = stack.redis().client().expect("redis");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("relay")
+        .arg("on")
+        .arg(">s3cret-pw")
+        .arg("~public.users:*")
+        .arg("-@all")
+        .arg("+vset")
+        .arg("+vdel")
+        .arg("+vfloor")
+        .arg("+del")
+        .arg("+ping")
+        .arg("+hello")
+        .arg("+client")
+        .query(&mut admin)
+        .expect("ACL SETUSER");
+    // The user really is restricted: a plain SET is refused.
+    let mut as_relay = redis::Client::open(format!("redis://relay:s3cret-pw@127.0.0.1:{port}/"))
+        .expect("url")
+        .get_connection()
+        .expect("connect as relay");
+    let set: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("public.users:1")
+        .arg("x")
+        .query(&mut as_relay);
+    assert!(set.is_err(), "the ACL user must not be able to SET");
+
+    let url = format!("redis://relay:s3cret-pw@127.0.0.1:{port}/");
+    stack
+        .spawn_relay_to(&vset_tests::relay::RedisEndpoint::Standalone(url), &[])
+        .expect("relay");
+    let writers = stack.workload(&WorkloadSpec {
+        writers: 4,
+        keys: 50,
+        pace: None,
+        seed: 99,
+    });
+    assert!(writers.wait_for_commits(200, Duration::from_secs(20)));
+    writers.stop();
+    stack.drain(DRAIN_TIMEOUT).expect("drained");
+    stack
+        .check()
+        .expect("check")
+        .assert_exact(&format!("ACL user relay\n{}", stack.relay_logs(2000)));
+}
