@@ -314,14 +314,7 @@ impl Strategy for AppStrategy {
     }
 
     fn stored(&mut self, key: i32) -> Result<Option<String>, LabError> {
-        let row = self.pg.query_opt(
-            &format!("SELECT v FROM {} WHERE id = $1", self.table),
-            &[&key],
-        )?;
-        Ok(match row {
-            Some(r) => Some(r.try_get(0)?),
-            None => None,
-        })
+        super::committed_value(&mut self.pg, &self.table, key)
     }
 }
 

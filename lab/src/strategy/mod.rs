@@ -62,3 +62,17 @@ pub trait Strategy {
     /// The committed value in the database.
     fn stored(&mut self, key: i32) -> Result<Option<String>, crate::LabError>;
 }
+
+/// The committed value of `key` in a lab table: what every strategy's `stored` reads,
+/// whatever the strategy does with the cache.
+pub(crate) fn committed_value(
+    pg: &mut postgres::Client,
+    table: &str,
+    key: i32,
+) -> Result<Option<String>, crate::LabError> {
+    let row = pg.query_opt(&format!("SELECT v FROM {table} WHERE id = $1"), &[&key])?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
