@@ -52,8 +52,12 @@ install-pg-release: deps ## build the extension optimised and install it into th
 PREFIX ?= /usr/local
 install: install-pg-release build-redis-release ## install the extension into PostgreSQL 15, the module as $(PREFIX)/lib/vset/libvset_redis.so, vset-relay in $(PREFIX)/bin
 	cargo build -p vset-relay --release
-	install -D -m 0755 $(CARGO_TARGET_DIR)/release/libvset_redis.so $(DESTDIR)$(PREFIX)/lib/vset/libvset_redis.so
-	install -D -m 0755 $(CARGO_TARGET_DIR)/release/vset-relay $(DESTDIR)$(PREFIX)/bin/vset-relay
+	@# Copy beside, then rename over: a running redis-server has the old .so mapped, and
+	@# rewriting that file in place would crash it (SIGBUS); a rename leaves its inode alone.
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/libvset_redis.so $(DESTDIR)$(PREFIX)/lib/vset/.libvset_redis.so.new
+	mv -f $(DESTDIR)$(PREFIX)/lib/vset/.libvset_redis.so.new $(DESTDIR)$(PREFIX)/lib/vset/libvset_redis.so
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/vset-relay $(DESTDIR)$(PREFIX)/bin/.vset-relay.new
+	mv -f $(DESTDIR)$(PREFIX)/bin/.vset-relay.new $(DESTDIR)$(PREFIX)/bin/vset-relay
 	@echo "installed: extension (CREATE EXTENSION vset), $(PREFIX)/lib/vset/libvset_redis.so (loadmodule), $(PREFIX)/bin/vset-relay; see deploy/ and docs/operations.md"
 
 # ---------------------------------------------------------------- test
