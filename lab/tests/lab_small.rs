@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use vset_lab::proxy::FaultProxy;
 use vset_lab::run::{replay_all, Figures};
 use vset_lab::schedule::{self, Fault};
-use vset_lab::strategy::app::{AppKind, AppStrategy};
-use vset_lab::strategy::relayed::RelayedStrategy;
-use vset_lab::strategy::Strategy;
+use vset_lab::strategy;
 use vset_tests::postgres::PgCluster;
 use vset_tests::redis::{RedisOptions, RedisServer};
 
@@ -34,23 +32,7 @@ fn each_fault_hurts_exactly_the_strategies_it_should() {
     pg.create_extension().expect("extension");
     let redis = RedisServer::start(RedisOptions::new()).expect("redis");
     let proxy = FaultProxy::start(redis.port()).expect("proxy");
-    let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
-    for kind in [
-        AppKind::WriteThrough,
-        AppKind::WriteBehind,
-        AppKind::CacheAside,
-        AppKind::DoubleDelete,
-    ] {
-        strategies.push(Box::new(
-            AppStrategy::new(kind, &pg.url(), &proxy, keys).expect("strategy"),
-        ));
-    }
-    strategies.push(Box::new(
-        RelayedStrategy::new(false, &pg.url(), &proxy, keys).expect("outbox"),
-    ));
-    strategies.push(Box::new(
-        RelayedStrategy::new(true, &pg.url(), &proxy, keys).expect("vset"),
-    ));
+    let mut strategies = strategy::build(&pg.url(), &proxy, keys, |_| true).expect("strategies");
     let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
     let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
     let stale = |s: &str, f: Fault| by[s].stale_by_fault.get(&f).copied().unwrap_or(0);

@@ -10,9 +10,7 @@ use clap::Parser;
 use vset_lab::proxy::FaultProxy;
 use vset_lab::run::{replay_all, Figures};
 use vset_lab::schedule::{self, Fault};
-use vset_lab::strategy::app::{AppKind, AppStrategy};
-use vset_lab::strategy::relayed::RelayedStrategy;
-use vset_lab::strategy::Strategy;
+use vset_lab::strategy;
 use vset_lab::{chart, LabError};
 use vset_tests::postgres::PgCluster;
 use vset_tests::redis::{RedisOptions, RedisServer};
@@ -74,38 +72,7 @@ fn run(cli: &Cli) -> Result<(), LabError> {
     for e in &plan {
         *counts.entry(e.fault).or_insert(0u64) += 1;
     }
-    let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
-    for kind in [
-        AppKind::WriteThrough,
-        AppKind::WriteBehind,
-        AppKind::CacheAside,
-        AppKind::DoubleDelete,
-    ] {
-        if wanted(kind.name()) {
-            strategies.push(Box::new(AppStrategy::new(
-                kind,
-                &pg.url(),
-                &proxy,
-                cli.keys,
-            )?));
-        }
-    }
-    if wanted("outbox-set") {
-        strategies.push(Box::new(RelayedStrategy::new(
-            false,
-            &pg.url(),
-            &proxy,
-            cli.keys,
-        )?));
-    }
-    if wanted("vset") {
-        strategies.push(Box::new(RelayedStrategy::new(
-            true,
-            &pg.url(),
-            &proxy,
-            cli.keys,
-        )?));
-    }
+    let mut strategies = strategy::build(&pg.url(), &proxy, cli.keys, wanted)?;
 
     eprintln!(
         "vset-lab: replaying {} episodes on {} strategies, interleaved",

@@ -14,7 +14,37 @@
 pub mod app;
 pub mod relayed;
 
+use crate::proxy::FaultProxy;
 use crate::schedule::Fault;
+
+/// Connects the strategies whose name `wanted` accepts, in the order of the table
+/// above: the one list the lab binary and the lab test both compare.
+pub fn build(
+    pg_url: &str,
+    proxy: &FaultProxy,
+    keys: i32,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<Box<dyn Strategy>>, crate::LabError> {
+    let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
+    for kind in [
+        app::AppKind::WriteThrough,
+        app::AppKind::WriteBehind,
+        app::AppKind::CacheAside,
+        app::AppKind::DoubleDelete,
+    ] {
+        if wanted(kind.name()) {
+            strategies.push(Box::new(app::AppStrategy::new(kind, pg_url, proxy, keys)?));
+        }
+    }
+    for (name, versioned) in [("outbox-set", false), ("vset", true)] {
+        if wanted(name) {
+            strategies.push(Box::new(relayed::RelayedStrategy::new(
+                versioned, pg_url, proxy, keys,
+            )?));
+        }
+    }
+    Ok(strategies)
+}
 
 /// A write's value is `k<key>-w<ordinal>`; ordinals grow with every write, so the
 /// database value tells which write won.
