@@ -31,12 +31,8 @@ pub fn run(backlog: u64, relays: usize, extra: &[String]) -> Result<Drain, Bench
     stack.stop_relays();
 
     let n = i32::try_from(backlog).map_err(|_| BenchError::Run("backlog too large".into()))?;
+    stack.insert_users(n)?;
     let mut c = stack.pg.client()?;
-    c.execute(
-        "INSERT INTO public.users (id, name, email)
-         SELECT g, 'user ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g",
-        &[&n],
-    )?;
     c.batch_execute("VACUUM ANALYZE vset.outbox")?;
     let waiting: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[])?.get(0);
     if waiting != i64::from(n) {

@@ -67,12 +67,8 @@ pub fn run(rate: u64, seconds: u64, fsync: bool, extra: &[String]) -> Result<Lat
     let mut stack = BenchStack::start(&[("notify-keyspace-events", "Kd")], fsync)?;
     stack.spawn_relay(extra)?;
     stack.wait_warm()?;
+    stack.insert_users(rows)?;
     let mut c = stack.pg.client()?;
-    c.execute(
-        "INSERT INTO public.users (id, name, email)
-         SELECT g, 'user ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g",
-        &[&rows],
-    )?;
     for _ in 0..600 {
         let n: i64 = c.query_one("SELECT count(*) FROM vset.outbox", &[])?.get(0);
         if n == 0 {

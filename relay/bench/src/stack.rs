@@ -93,6 +93,16 @@ impl BenchStack {
         ))
     }
 
+    /// Inserts users 1..=`n` in one statement: one captured change per row.
+    pub fn insert_users(&self, n: i32) -> Result<(), BenchError> {
+        self.pg.client()?.execute(
+            "INSERT INTO public.users (id, name, email)
+             SELECT g, 'user ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g",
+            &[&n],
+        )?;
+        Ok(())
+    }
+
     /// Sum of a counter over every relay.
     pub fn relay_counter(&self, name: &str) -> Result<f64, BenchError> {
         let mut total = 0.0;
