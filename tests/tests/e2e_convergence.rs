@@ -68,26 +68,35 @@ fn converge_with_relays(relays: usize) {
             .query_one("SELECT count(*) FROM public.vset_e2e_audit", &[])
             .expect("count")
             .get(0);
-        let mut acked = 0.0;
-        let mut per_relay = Vec::new();
-        for addr in &metrics {
-            let text = scrape_metrics(addr).expect("scrape");
-            let a = metric_value(&text, "vset_relay_acked_total").expect("acked metric");
-            let errors = text
-                .lines()
-                .filter(|l| l.starts_with("vset_relay_errors_total"))
-                .collect::<Vec<_>>();
+        // A relay counts a batch just after its COMMIT, so the last batch may be
+        // committed (outbox drained) a moment before it is counted.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut acked = 0.0;
+            let mut per_relay = Vec::new();
+            for addr in &metrics {
+                let text = scrape_metrics(addr).expect("scrape");
+                let a = metric_value(&text, "vset_relay_acked_total").expect("acked metric");
+                let errors = text
+                    .lines()
+                    .filter(|l| l.starts_with("vset_relay_errors_total"))
+                    .collect::<Vec<_>>();
+                assert!(
+                    errors.is_empty(),
+                    "no errors expected without faults: {errors:?}"
+                );
+                per_relay.push(a);
+                acked += a;
+            }
+            if acked as i64 == captured {
+                break;
+            }
             assert!(
-                errors.is_empty(),
-                "no errors expected without faults: {errors:?}"
+                acked as i64 <= captured && std::time::Instant::now() < deadline,
+                "acked per relay {per_relay:?} must add up to the {captured} captured changes"
             );
-            per_relay.push(a);
-            acked += a;
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(
-            acked as i64, captured,
-            "acked per relay {per_relay:?} must add up to the captured changes"
-        );
     }
 }
 
