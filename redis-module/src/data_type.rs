@@ -55,14 +55,14 @@ pub fn raw_type() -> *mut raw::RedisModuleType {
 
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
-        // SAFETY: every value of this type is a Box<VersionedValue> we created.
-        drop(unsafe { Box::from_raw(value.cast::<VersionedValue>()) });
+        // SAFETY: every value of this type came from VersionedValue::into_raw.
+        drop(unsafe { VersionedValue::from_raw(value) });
     }
 }
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     // SAFETY: see `free`.
-    unsafe { value.cast::<VersionedValue>().as_ref() }.map_or(0, VersionedValue::memory_usage)
+    unsafe { VersionedValue::borrow_raw(value) }.map_or(0, |v| v.memory_usage())
 }
 
 unsafe extern "C" fn copy(
@@ -71,21 +71,21 @@ unsafe extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     // SAFETY: see `free`.
-    match unsafe { value.cast::<VersionedValue>().as_ref() } {
-        Some(v) => Box::into_raw(Box::new(v.clone())).cast(),
+    match unsafe { VersionedValue::borrow_raw(value) } {
+        Some(v) => v.to_owned().into_raw(),
         None => std::ptr::null_mut(),
     }
 }
 
 unsafe extern "C" fn unlink(key: *mut raw::RedisModuleString, value: *const c_void) {
     // SAFETY: see `free`.
-    let Some(value) = (unsafe { value.cast::<VersionedValue>().as_ref() }) else {
+    let Some(value) = (unsafe { VersionedValue::borrow_raw(value) }) else {
         return;
     };
     if key.is_null() {
         return;
     }
     if let Some(state) = state::get() {
-        state.forget(RedisString::string_as_slice(key), value.version);
+        state.forget(RedisString::string_as_slice(key), value.version());
     }
 }

@@ -19,8 +19,8 @@ use crate::logging;
 use crate::state;
 
 pub(crate) unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    // SAFETY: values of this type are Box<VersionedValue>.
-    if let Some(v) = unsafe { value.cast::<VersionedValue>().as_ref() } {
+    // SAFETY: values of this type came from VersionedValue::into_raw.
+    if let Some(v) = unsafe { VersionedValue::borrow_raw(value) } {
         raw::save_slice(rdb, &encoding::encode_value(v));
     }
 }
@@ -65,9 +65,9 @@ pub(crate) unsafe extern "C" fn rdb_load(
     match encoding::decode_value(buffer.as_ref()) {
         Ok(v) => {
             if let Some(state) = state::get() {
-                state.saw_version(v.version);
+                state.saw_version(v.version());
             }
-            Box::into_raw(Box::new(v)).cast()
+            v.into_raw()
         }
         Err(e) => {
             logging::io_warning(
@@ -152,8 +152,8 @@ pub(crate) unsafe extern "C" fn aof_rewrite(
     key: *mut raw::RedisModuleString,
     value: *mut c_void,
 ) {
-    // SAFETY: values of this type are Box<VersionedValue>.
-    let Some(v) = (unsafe { value.cast::<VersionedValue>().as_ref() }) else {
+    // SAFETY: values of this type came from VersionedValue::into_raw.
+    let Some(v) = (unsafe { VersionedValue::borrow_raw(value) }) else {
         return;
     };
     let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
@@ -183,10 +183,10 @@ pub(crate) unsafe extern "C" fn aof_rewrite(
             };
         }
     }
-    let version = v.version.to_string();
+    let version = v.version().to_string();
     // Commands replayed from the AOF are applied as written (never refused as cold or
     // below floor); Redis appends the key's PEXPIREAT itself.
-    match &v.payload {
+    match v.payload() {
         // SAFETY: "sbb" = RedisModuleString + two (pointer, length) buffers.
         Some(payload) => unsafe {
             emit(

@@ -6,6 +6,7 @@ use redis_module::RedisError;
 use thiserror::Error;
 
 use crate::data::encoding::DecodeError;
+use crate::data::value::TooLarge;
 use crate::data::version::VersionError;
 
 #[derive(Debug, Error)]
@@ -20,6 +21,8 @@ pub enum CommandError {
     BadRestore(DecodeError),
     #[error("vset: module state is not initialised")]
     NoState,
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     #[error("vset: could not write key: {0}")]
     Storage(&'static str),
 }

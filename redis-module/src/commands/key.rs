@@ -2,14 +2,14 @@
 //! redismodule-rs has no absolute-expire call and reports a wrong type as a generic
 //! error; vset needs both (WRONGTYPE is part of the contract).
 
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_void};
 
 use redis_module::{raw, Context, RedisError};
 
 use super::args::Arg;
 
 use super::error::CommandError;
-use crate::data::value::VersionedValue;
+use crate::data::value::{ValueRef, VersionedValue};
 use crate::data_type;
 
 pub struct OpenKey {
@@ -35,13 +35,19 @@ impl OpenKey {
     }
 
     /// The vset value, `None` for an empty key, WRONGTYPE for any other type.
-    #[allow(clippy::mut_from_ref)] // the value is owned by Redis, not by this handle
-    pub fn value(&self) -> Result<Option<&mut VersionedValue>, RedisError> {
+    pub fn value(&self) -> Result<Option<ValueRef<'_>>, RedisError> {
+        // SAFETY: the raw value is a block of ours, alive while the key is open and
+        // not written through this handle while the view is borrowed.
+        Ok(unsafe { VersionedValue::borrow_raw(self.raw_value()?) })
+    }
+
+    /// The raw module value: null for an empty key, WRONGTYPE for any other type.
+    fn raw_value(&self) -> Result<*mut c_void, RedisError> {
         // SAFETY: `self.key` is open until drop.
         unsafe {
             let kind = raw::RedisModule_KeyType.map_or(0, |f| f(self.key));
             if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-                return Ok(None);
+                return Ok(std::ptr::null_mut());
             }
             let ours = kind == raw::REDISMODULE_KEYTYPE_MODULE as c_int
                 && raw::RedisModule_ModuleTypeGetType.map(|f| f(self.key))
@@ -49,23 +55,41 @@ impl OpenKey {
             if !ours {
                 return Err(RedisError::WrongType);
             }
-            let value = raw::RedisModule_ModuleTypeGetValue
-                .map_or(std::ptr::null_mut(), |f| f(self.key))
-                .cast::<VersionedValue>();
-            Ok(value.as_mut())
+            Ok(raw::RedisModule_ModuleTypeGetValue.map_or(std::ptr::null_mut(), |f| f(self.key)))
         }
     }
 
-    /// Stores a new value in an empty key.
-    pub fn set(&self, value: VersionedValue) -> Result<(), CommandError> {
-        let boxed = Box::into_raw(Box::new(value));
-        // SAFETY: Redis takes ownership of `boxed` on success; we free it otherwise.
+    /// Stores `version` and `payload` (`None`: a tombstone) in the key: in place when
+    /// it holds a vset value whose block fits, else as a new block. The key must be
+    /// empty or hold a vset value (checked by [`OpenKey::value`] first).
+    pub fn store(&self, version: u64, payload: Option<&[u8]>) -> Result<(), CommandError> {
+        let old = self
+            .raw_value()
+            .map_err(|_| CommandError::Storage("wrong type"))?;
+        // SAFETY: `old` is our block, held by Redis, and we are on the main thread.
+        if !old.is_null() && unsafe { VersionedValue::overwrite_raw(old, version, payload) } {
+            return Ok(());
+        }
+        let new = VersionedValue::new(version, payload)?.into_raw();
+        // SAFETY: Redis takes ownership of `new` on success; we free it otherwise.
+        // Replacing (rather than setting) keeps the key and its expiry and does not
+        // call `unlink`: the key is not forgotten, it moves to a newer version.
         let ok = unsafe {
-            raw::RedisModule_ModuleTypeSetValue
-                .map(|f| f(self.key, data_type::raw_type(), boxed.cast()))
+            if old.is_null() {
+                raw::RedisModule_ModuleTypeSetValue.map(|f| f(self.key, data_type::raw_type(), new))
+            } else {
+                let mut replaced: *mut c_void = std::ptr::null_mut();
+                let status = raw::RedisModule_ModuleTypeReplaceValue
+                    .map(|f| f(self.key, data_type::raw_type(), new, &mut replaced));
+                if status == Some(raw::REDISMODULE_OK as c_int) {
+                    drop(VersionedValue::from_raw(replaced));
+                }
+                status
+            }
         } == Some(raw::REDISMODULE_OK as c_int);
         if !ok {
-            drop(unsafe { Box::from_raw(boxed) });
+            // SAFETY: not taken by Redis.
+            drop(unsafe { VersionedValue::from_raw(new) });
             return Err(CommandError::Storage("could not set the value"));
         }
         Ok(())

@@ -21,10 +21,9 @@ pub fn vget(ctx: &Context, args: &[Arg]) -> RedisResult {
         Some(k) => match k.value()? {
             None => (RedisValue::Null, 0),
             Some(v) => (
-                v.payload
-                    .as_ref()
-                    .map_or(RedisValue::Null, |p| RedisValue::StringBuffer(p.clone())),
-                v.version,
+                v.payload()
+                    .map_or(RedisValue::Null, |p| RedisValue::StringBuffer(p.to_vec())),
+                v.version(),
             ),
         },
     };

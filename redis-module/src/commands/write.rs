@@ -12,7 +12,6 @@ use super::expiry::{parse_expiry, Expiry};
 use super::key::{now_ms, OpenKey};
 use super::origin::Origin;
 use crate::data::decision::{decide, Decision};
-use crate::data::value::VersionedValue;
 use crate::data::version::parse_version;
 use crate::state::{self, Counters};
 
@@ -72,7 +71,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
     let mut origin = None;
     let mut origin = || *origin.get_or_insert_with(|| Origin::of(ctx));
 
-    let stored = existing.as_ref().map(|v| v.version);
+    let stored = existing.map(|v| v.version());
     let floor = state.floors.floor_at(bucket);
     let decision = decide(w.version, stored, floor, state.is_cold());
     if decision != Decision::Apply && origin() == Origin::Client {
@@ -101,13 +100,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
         Payload::Tombstone => None,
     };
     let was_empty = existing.is_none();
-    match existing {
-        Some(v) => v.overwrite(w.version, payload),
-        None => key.set(VersionedValue {
-            version: w.version,
-            payload: payload.map(<[u8]>::to_vec),
-        })?,
-    }
+    key.store(w.version, payload)?;
     state.saw_version(w.version);
 
     // A client's VDEL without EX/PX gets the configured tombstone TTL; anything the

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::floors::fnv1a64;
-use super::value::VersionedValue;
+use super::value::{ValueRef, VersionedValue};
 
 /// Current format of a value record.
 pub const VALUE_FORMAT_V1: u8 = 1;
@@ -92,10 +92,10 @@ fn encode_body<T: Serialize>(record: &T) -> Vec<u8> {
     options(usize::MAX).serialize(record).unwrap_or_default()
 }
 
-pub fn encode_value(value: &VersionedValue) -> Vec<u8> {
+pub fn encode_value(value: ValueRef<'_>) -> Vec<u8> {
     let record = ValueRecordV1 {
-        version: value.version,
-        payload: value.payload.clone(),
+        version: value.version(),
+        payload: value.payload().map(<[u8]>::to_vec),
     };
     seal(VALUE_FORMAT_V1, encode_body(&record))
 }
@@ -114,10 +114,8 @@ pub fn decode_value(bytes: &[u8]) -> Result<VersionedValue, DecodeError> {
     match format {
         VALUE_FORMAT_V1 => {
             let r: ValueRecordV1 = decode_body(body)?;
-            Ok(VersionedValue {
-                version: r.version,
-                payload: r.payload,
-            })
+            VersionedValue::new(r.version, r.payload.as_deref())
+                .map_err(|e| DecodeError::Body(e.to_string()))
         }
         other => Err(DecodeError::UnknownFormat(other)),
     }
@@ -154,15 +152,19 @@ pub fn decode_floors(bytes: &[u8]) -> Result<SavedFloors, DecodeError> {
 mod tests {
     use super::*;
 
+    fn value(version: u64, payload: &[u8]) -> VersionedValue {
+        VersionedValue::new(version, Some(payload)).expect("small")
+    }
+
     #[test]
     fn values_round_trip() {
         for v in [
-            VersionedValue::value(1, b"hello"),
-            VersionedValue::value(u64::MAX, b""),
-            VersionedValue::value(9_007_199_254_740_993, &[0, 255, 10, 13]),
+            value(1, b"hello"),
+            value(u64::MAX, b""),
+            value(9_007_199_254_740_993, &[0, 255, 10, 13]),
             VersionedValue::tombstone(42),
         ] {
-            assert_eq!(decode_value(&encode_value(&v)), Ok(v));
+            assert_eq!(decode_value(&encode_value(v.view())), Ok(v));
         }
     }
 
@@ -178,7 +180,7 @@ mod tests {
 
     #[test]
     fn every_single_byte_flip_is_detected() {
-        let bytes = encode_value(&VersionedValue::value(77, b"payload-bytes"));
+        let bytes = encode_value(value(77, b"payload-bytes").view());
         for i in 0..bytes.len() {
             for bit in 0..8 {
                 let mut c = bytes.clone();
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn truncation_and_garbage_are_errors() {
-        let bytes = encode_value(&VersionedValue::value(77, b"x"));
+        let bytes = encode_value(value(77, b"x").view());
         for n in 0..bytes.len() {
             assert!(decode_value(&bytes[..n]).is_err());
         }
@@ -216,7 +218,7 @@ mod tests {
     fn format_v1_bytes_are_stable() {
         // Pinned bytes: if this changes, saved RDB files stop loading. Add a new
         // format instead of changing V1.
-        let bytes = encode_value(&VersionedValue::value(300, b"ab"));
+        let bytes = encode_value(value(300, b"ab").view());
         assert_eq!(&bytes[..7], &[1, 251, 44, 1, 1, 2, b'a']);
         assert_eq!(bytes[7], b'b');
         assert_eq!(bytes.len(), 16);

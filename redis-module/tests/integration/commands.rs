@@ -365,6 +365,64 @@ fn vset_expiry_options() {
     assert!((990..=1000).contains(&secs), "ttl {secs}");
 }
 
+/// A value is overwritten in place when the new payload fits its block, and moved
+/// to a new block when it grows or shrinks a lot; either way the key keeps what the
+/// contract says (payload, version, expiry) and nothing is forgotten (no floor rises).
+#[test]
+fn overwrites_that_grow_shrink_and_switch_to_tombstones() {
+    let server = warm_server();
+    let mut con = server.client().unwrap();
+    let memory = |con: &mut redis::Connection| -> i64 {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg("k")
+            .query(con)
+            .unwrap()
+    };
+    let big = "x".repeat(4096);
+    let steps: [(&str, Option<&str>); 7] = [
+        ("1", Some("ten bytes!")),
+        ("2", Some("same size!")),
+        ("3", Some(big.as_str())),
+        ("4", Some("tiny")),
+        ("5", None),
+        ("6", Some("")),
+        ("7", Some("after the tombstone")),
+    ];
+    let floors_raised = counter(&mut con, "floors_raised");
+    let mut sizes = Vec::new();
+    for (version, payload) in steps {
+        let stored = match payload {
+            Some(p) => vset_with(&mut con, "k", version, p, &["EX", "1000"]),
+            None => vdel_with(&mut con, "k", version, &["EX", "1000"]),
+        };
+        assert_eq!(stored, 1, "version {version}");
+        assert_eq!(
+            vget_int(&mut con, "k"),
+            (payload.map(str::to_string), version.parse().unwrap()),
+            "version {version}"
+        );
+        let secs = ttl(&mut con, "k");
+        assert!(
+            (990..=1000).contains(&secs),
+            "version {version}: ttl {secs}"
+        );
+        sizes.push(memory(&mut con));
+    }
+    assert!(sizes[2] > 4096, "the big value is accounted: {sizes:?}");
+    assert!(
+        sizes[3] < 1024,
+        "a shrunk value gives the block back: {sizes:?}"
+    );
+    assert_eq!(
+        counter(&mut con, "floors_raised"),
+        floors_raised,
+        "nothing forgotten"
+    );
+    assert_eq!(vset(&mut con, "k", "6", "older"), 0);
+    assert_eq!(vget(&mut con, "k").as_deref(), Some("after the tombstone"));
+}
+
 #[test]
 fn vget_of_missing_key() {
     let server = warm_server();
