@@ -26,8 +26,12 @@ write_stamp() { sha256sum <"$1" >"$2"; }
 py_stamp="$VENV/.requirements.sha256"
 if ! stamp_matches python-relay/requirements.txt "$py_stamp"; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  if "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-      -r python-relay/requirements.txt; then
+  pip_install() {
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r python-relay/requirements.txt
+  }
+  # One retry: a registry hiccup must not fail `make test`.
+  if pip_install || { sleep 5; pip_install; }; then
     write_stamp python-relay/requirements.txt "$py_stamp"
   elif ! "$VENV/bin/python" -m pip index versions redis --disable-pip-version-check >/dev/null 2>&1; then
     echo "examples: SKIPPING the Python relay test: the Python package index is unreachable (pip could not list packages)" >&2
@@ -44,7 +48,8 @@ echo "VSET_E2E_RELAY='$VENV/bin/python examples/python-relay/relay.py'" >>"$ENV_
 # ---- Node: ioredis + pg for node-read-path
 npm_stamp="node-read-path/node_modules/.package-lock.sha256"
 if ! stamp_matches node-read-path/package-lock.json "$npm_stamp"; then
-  if (cd node-read-path && npm ci --no-audit --no-fund --loglevel=error); then
+  npm_ci() { (cd node-read-path && npm ci --no-audit --no-fund --loglevel=error); }
+  if npm_ci || { sleep 5; npm_ci; }; then
     write_stamp node-read-path/package-lock.json "$npm_stamp"
   elif ! npm ping --loglevel=error >/dev/null 2>&1; then
     echo "examples: SKIPPING the Node read-path test: the npm registry is unreachable (npm ping failed)" >&2

@@ -34,8 +34,11 @@ impl CacheConn {
     fn run_once<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         if self.con.is_none() {
             let client = Client::open(self.url.as_str())?;
-            let con = client.get_connection_with_timeout(Duration::from_secs(1))?;
-            con.set_read_timeout(Some(Duration::from_secs(2)))?;
+            // Generous: an outage shows as an immediate close (see the proxy), so
+            // these only guard against a hang, and a stalled 2-core machine must not
+            // turn into cache errors that change the lab's counts.
+            let con = client.get_connection_with_timeout(Duration::from_secs(10))?;
+            con.set_read_timeout(Some(Duration::from_secs(10)))?;
             self.con = Some(con);
         }
         let Some(con) = self.con.as_mut() else {

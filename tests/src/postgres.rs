@@ -120,6 +120,16 @@ impl PgCluster {
             postmaster: None,
         };
         cluster.initdb()?;
+        // Between free_port() and the postmaster's bind (initdb takes a while)
+        // another process can take the port: then try another one.
+        for _ in 0..2 {
+            match cluster.spawn_and_wait() {
+                Err(_) if cluster.log_tail(4096).contains("Address already in use") => {
+                    cluster.port = free_port();
+                }
+                other => return other.map(|()| cluster),
+            }
+        }
         cluster.spawn_and_wait()?;
         Ok(cluster)
     }

@@ -128,6 +128,16 @@ impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start(opts: RedisOptions) -> Result<Self, HarnessError> {
         let mut server = Self::prepare(opts)?;
+        // Between free_port() and the server's bind another process can take the
+        // port (an outgoing connection's source port, say): then try another one.
+        for _ in 0..2 {
+            match server.start_again() {
+                Err(_) if server.log().contains("Address already in use") => {
+                    server.port = free_port();
+                }
+                other => return other.map(|()| server),
+            }
+        }
         server.start_again()?;
         Ok(server)
     }

@@ -42,13 +42,12 @@ fn converge_with_relays(relays: usize) {
         seed: relays as u64,
     });
     std::thread::sleep(WRITE_FOR);
-    let stats = writers.stop();
+    // A stalled machine may need longer than WRITE_FOR for a meaningful workload.
     assert!(
-        stats.commits > 300,
-        "the workload must actually write (commits {}, failures {})",
-        stats.commits,
-        stats.failures
+        writers.wait_for_commits(300, Duration::from_secs(30)),
+        "the workload must actually write"
     );
+    writers.stop();
     stack.drain(DRAIN_TIMEOUT).expect("drained");
 
     let report = stack.check().expect("check");

@@ -182,7 +182,7 @@ pub fn key_in_other_bucket(prefix: &str, other: &str, buckets: u64) -> String {
 
 /// Polls until `key` no longer exists (expiry), at most 10 s.
 pub fn wait_gone(con: &mut Connection, key: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while exists(con, key) == 1 {
         assert!(Instant::now() < deadline, "{key} did not expire");
         std::thread::sleep(Duration::from_millis(20));
