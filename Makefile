@@ -50,15 +50,17 @@ install-pg-release: deps ## build the extension optimised and install it into th
 
 # Where `make install` puts the Redis module and the relay (DESTDIR stages a package root).
 PREFIX ?= /usr/local
-install: install-pg-release build-redis-release ## install the extension into PostgreSQL 15, the module as $(PREFIX)/lib/vset/libvset_redis.so, vset-relay in $(PREFIX)/bin
-	cargo build -p vset-relay --release
+install: install-pg-release build-redis-release ## install the extension into PostgreSQL 15, the module as $(PREFIX)/lib/vset/libvset_redis.so, vset-relay and vset-verify in $(PREFIX)/bin
+	cargo build -p vset-relay -p vset-verify --release
 	@# Copy beside, then rename over: a running redis-server has the old .so mapped, and
 	@# rewriting that file in place would crash it (SIGBUS); a rename leaves its inode alone.
 	install -D -m 0755 $(CARGO_TARGET_DIR)/release/libvset_redis.so $(DESTDIR)$(PREFIX)/lib/vset/.libvset_redis.so.new
 	mv -f $(DESTDIR)$(PREFIX)/lib/vset/.libvset_redis.so.new $(DESTDIR)$(PREFIX)/lib/vset/libvset_redis.so
 	install -D -m 0755 $(CARGO_TARGET_DIR)/release/vset-relay $(DESTDIR)$(PREFIX)/bin/.vset-relay.new
 	mv -f $(DESTDIR)$(PREFIX)/bin/.vset-relay.new $(DESTDIR)$(PREFIX)/bin/vset-relay
-	@echo "installed: extension (CREATE EXTENSION vset), $(PREFIX)/lib/vset/libvset_redis.so (loadmodule), $(PREFIX)/bin/vset-relay; see deploy/ and docs/operations.md"
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/vset-verify $(DESTDIR)$(PREFIX)/bin/.vset-verify.new
+	mv -f $(DESTDIR)$(PREFIX)/bin/.vset-verify.new $(DESTDIR)$(PREFIX)/bin/vset-verify
+	@echo "installed: extension (CREATE EXTENSION vset), $(PREFIX)/lib/vset/libvset_redis.so (loadmodule), $(PREFIX)/bin/vset-relay, $(PREFIX)/bin/vset-verify; see deploy/ and docs/operations.md"
 
 # ---------------------------------------------------------------- test
 test: deps lint test-redis test-pg test-verify test-e2e test-examples ## every test (the command CI runs)
