@@ -13,6 +13,7 @@ APT_PACKAGES=(
   clang libclang-dev                       # bindgen, used by pgrx-pg-sys and redis-module
   sudo                                     # cargo pgrx test --runas postgres
   pkg-config libssl-dev                    # native TLS for rediss:// and sslmode=require
+  openssl                                  # CLI: tests/tests/e2e_tls.rs makes throwaway CAs and certs at test time
   python3-venv                             # examples/python-relay test environment
   nodejs                                   # examples/node-read-path (node --test, Node 18+)
   fonts-dejavu-core                        # text in the PNG charts (vset-lab)

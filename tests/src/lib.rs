@@ -18,6 +18,7 @@
 //! | [`relay`] | spawn a relay (the Rust binary or any other command line) against a stack |
 //! | [`workload`] | concurrent writers on hot keys |
 //! | [`convergence`] | the checker: Redis holds exactly each row's payload, nothing for deleted rows |
+//! | [`tls`] | throwaway CAs and server certificates (`openssl` CLI) for TLS tests |
 //! | [`chaos`] | the chaos matrix cells (faults + workload + verify), short in tests, long in `make chaos` |
 //!
 //! The end-to-end tests of the whole system (relay included) live in `tests/tests/`.
@@ -32,6 +33,7 @@ pub mod process;
 pub mod redis;
 pub mod relay;
 pub mod stack;
+pub mod tls;
 pub mod workload;
 
 pub use error::HarnessError;

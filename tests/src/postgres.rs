@@ -485,6 +485,22 @@ fn pg_bindir() -> Result<PathBuf, HarnessError> {
     ))
 }
 
+/// Makes `path` acceptable as the server's `ssl_key_file`: owned by the OS user the
+/// servers run as (the `postgres` user when the tests run as root, else the current
+/// user) with mode 0600. PostgreSQL refuses a key that group or others may read
+/// unless root owns it, and it must be able to read it itself. The folder holding
+/// it must be searchable by that user too (e.g. mode 0755).
+pub fn hand_key_to_server(path: &Path) -> Result<(), HarnessError> {
+    let io = |source| HarnessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(id) = run_as_identity()? {
+        std::os::unix::fs::chown(path, Some(id.uid), Some(id.gid)).map_err(io)?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)
+}
+
 /// `None` when we are not root (run as ourselves); the `postgres` user when root.
 fn run_as_identity() -> Result<Option<RunAs>, HarnessError> {
     // SAFETY: geteuid has no preconditions.

@@ -26,6 +26,8 @@ pub struct RelayCommand {
     program: PathBuf,
     leading_args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Inherited environment variables the relay must not see.
+    env_removed: Vec<String>,
     /// True for the Rust `vset-relay` (tests use this to add Rust-only flags such as
     /// `--metrics` or `--redis-cluster`).
     is_reference: bool,
@@ -38,6 +40,7 @@ impl RelayCommand {
             program: paths::relay_binary()?,
             leading_args: Vec::new(),
             env: vec![("RUST_LOG".into(), "info".into())],
+            env_removed: Vec::new(),
             is_reference: true,
         })
     }
@@ -71,6 +74,7 @@ impl RelayCommand {
             program: program.into(),
             leading_args,
             env: Vec::new(),
+            env_removed: Vec::new(),
             is_reference: false,
         }
     }
@@ -78,6 +82,13 @@ impl RelayCommand {
     /// Adds an environment variable for the relay process.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Keeps an environment variable of the test process from the relay (variables
+    /// set with [`Self::env`] still apply).
+    pub fn env_remove(mut self, name: impl Into<String>) -> Self {
+        self.env_removed.push(name.into());
         self
     }
 
@@ -147,6 +158,9 @@ impl RelayProcess {
             RedisEndpoint::Cluster(urls) => {
                 cmd.arg("--redis-cluster").arg(urls.join(","));
             }
+        }
+        for name in &command.env_removed {
+            cmd.env_remove(name);
         }
         cmd.args(extra)
             .envs(command.env.iter().map(|(k, v)| (k, v)))
