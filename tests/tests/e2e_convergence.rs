@@ -17,15 +17,20 @@ const WRITE_FOR: Duration = Duration::from_secs(3);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn converge_with_relays(relays: usize) {
+    converge_with(relays, &[]);
+}
+
+/// `relays` relay processes, each given `extra` flags (reference relay only).
+fn converge_with(relays: usize, extra: &[&str]) {
     let mut stack = Stack::standalone(KEYS).expect("stack");
     let reference = stack.relay_command.is_reference();
     let mut metrics = Vec::new();
     for _ in 0..relays {
         if reference {
             let addr = format!("127.0.0.1:{}", free_port());
-            stack
-                .spawn_relay(&["--metrics", &addr, "--batch-size", "100"])
-                .expect("relay");
+            let mut args = vec!["--metrics", addr.as_str(), "--batch-size", "100"];
+            args.extend_from_slice(extra);
+            stack.spawn_relay(&args).expect("relay");
             metrics.push(addr);
         } else {
             stack.spawn_relay(&[]).expect("relay");
@@ -33,6 +38,33 @@ fn converge_with_relays(relays: usize) {
     }
     for addr in &metrics {
         wait_metrics(addr, Duration::from_secs(20)).expect("relay up");
+    }
+    if reference {
+        // Every claim loop holds its own PostgreSQL session.
+        let workers: usize = extra
+            .iter()
+            .position(|a| *a == "--workers")
+            .and_then(|i| extra.get(i + 1))
+            .map_or(1, |n| n.parse().expect("--workers N"));
+        let mut c = stack.pg.client().expect("client");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let sessions: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vset-relay'",
+                    &[],
+                )
+                .expect("pg_stat_activity")
+                .get(0);
+            if sessions as usize >= relays * workers {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{relays} relay(s) × {workers} worker(s) should hold as many sessions, saw {sessions}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     let writers = stack.workload(&WorkloadSpec {
@@ -102,6 +134,18 @@ fn converge_with_relays(relays: usize) {
 #[test]
 fn many_writers_one_relay_converge_exactly() {
     converge_with_relays(1);
+}
+
+/// One process with four claim loops (`--workers 4`): they share the outbox through
+/// SKIP LOCKED like separate relays, and their acks still add up exactly.
+#[test]
+fn one_relay_with_four_workers_converges_exactly() {
+    let relay = vset_tests::relay::RelayCommand::from_env().expect("relay command");
+    if !relay.is_reference() {
+        eprintln!("skipped: --workers is a flag of the reference relay");
+        return;
+    }
+    converge_with(1, &["--workers", "4"]);
 }
 
 /// The checker itself must be able to fail: plant a stale value and a missing key
