@@ -47,6 +47,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::ports::free_port;
+use crate::process::output_checked;
 use crate::HarnessError;
 
 /// How long a starting (or crash-recovering) server may take to accept connections.
@@ -316,36 +317,17 @@ impl PgCluster {
     }
 
     fn initdb(&self) -> Result<(), HarnessError> {
-        let out = self
-            .command("initdb")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| HarnessError::Spawn {
-                what: format!("{}/initdb", self.bindir.display()),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(HarnessError::Command {
-                what: "initdb".into(),
-                detail: format!(
-                    "{}\n{}{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            });
-        }
-        Ok(())
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D").arg(self.data_dir()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        let program = format!("{}/initdb", self.bindir.display());
+        output_checked(&mut cmd, program, "initdb").map(drop)
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), HarnessError> {
@@ -464,22 +446,14 @@ fn pg_bindir() -> Result<PathBuf, HarnessError> {
     let pg_config = std::env::var_os("PG_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin/pg_config"));
-    let out = Command::new(&pg_config)
-        .arg("--bindir")
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            what: format!(
-                "{} (install postgresql-server-dev-15: `make deps`, or set PG_CONFIG)",
-                pg_config.display()
-            ),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(HarnessError::Command {
-            what: format!("{} --bindir", pg_config.display()),
-            detail: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    let out = output_checked(
+        Command::new(&pg_config).arg("--bindir"),
+        format!(
+            "{} (install postgresql-server-dev-15: `make deps`, or set PG_CONFIG)",
+            pg_config.display()
+        ),
+        &format!("{} --bindir", pg_config.display()),
+    )?;
     Ok(PathBuf::from(
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
     ))

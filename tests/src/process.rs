@@ -1,7 +1,38 @@
 //! A child process owned by a test: killed and reaped when the guard is dropped, so a
 //! failing assertion never leaves a `redis-server` or `postgres` running.
 
-use std::process::Child;
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::HarnessError;
+
+/// Runs a short-lived tool (initdb, pg_config, openssl) to completion; its output on
+/// success, else an error carrying its status, stdout and stderr. `program` names
+/// the program in a spawn error (with a hint how to install it), `what` the task.
+pub fn output_checked(
+    cmd: &mut Command,
+    program: String,
+    what: &str,
+) -> Result<Output, HarnessError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| HarnessError::Spawn {
+            what: program,
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(HarnessError::Command {
+            what: what.to_string(),
+            detail: format!(
+                "{}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(out)
+}
 
 /// Owns a spawned server process.
 #[derive(Debug)]

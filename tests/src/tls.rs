@@ -19,8 +19,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use crate::process::output_checked;
 use crate::HarnessError;
 
 /// `openssl req`/`x509` configuration: the extensions of a CA and of a server
@@ -170,23 +171,6 @@ fn write_cnf(dir: &Path) -> Result<PathBuf, HarnessError> {
 }
 
 fn run(mut cmd: Command, what: &str) -> Result<(), HarnessError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            what: "openssl (install the `openssl` package: `make deps`)".into(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(HarnessError::Command {
-            what: what.to_string(),
-            detail: format!(
-                "{}\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        });
-    }
-    Ok(())
+    let program = "openssl (install the `openssl` package: `make deps`)".to_string();
+    output_checked(&mut cmd, program, what).map(drop)
 }
