@@ -228,13 +228,23 @@ impl PgCluster {
     /// kept; [`Self::restart`] runs crash recovery on it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.postmaster.take() {
-            // SAFETY: kill(2) on the process group we created (pgid = postmaster pid).
+            // Backends call setsid(), so the process group holds only the postmaster:
+            // find them while they are still its children. Left alone they would exit
+            // on their own once they notice, but a new postmaster started before that
+            // refuses to run ("pre-existing shared memory block is still in use").
+            let backends = children_of(child.id());
+            // SAFETY: kill(2) on the process group we created (pgid = postmaster pid)
+            // and on the postmaster's own children.
             unsafe {
                 libc::kill(-(child.id() as i32), libc::SIGKILL);
+                for &pid in &backends {
+                    libc::kill(pid, libc::SIGKILL);
+                }
             }
             let _ = child.kill();
             let _ = child.wait();
             self.wait_group_gone(child.id());
+            wait_processes_gone(&backends);
         }
     }
 
@@ -250,7 +260,22 @@ impl PgCluster {
             self.stop()?;
         }
         self.postmaster = None;
-        self.spawn_and_wait()
+        // A backend forked in the instant before kill() (so not found) may still hold
+        // the old shared memory: the new postmaster then exits at once; try again.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match self.spawn_and_wait() {
+                Err(_)
+                    if Instant::now() < deadline
+                        && self
+                            .log_tail(1024)
+                            .contains("pre-existing shared memory block") =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The last `max_bytes` of the server log (for assertion messages).
@@ -525,9 +550,68 @@ fn tail(path: &Path, max_bytes: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Live child processes of `parent` (from /proc; zombies excluded).
+fn children_of(parent: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            proc_stat(pid).is_some_and(|(state, ppid)| state != 'Z' && ppid == parent as i32)
+        })
+        .collect()
+}
+
+/// State and parent of a process, from `/proc/<pid>/stat` (the command name may hold
+/// spaces and parentheses, so fields are read after its last `)`).
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Waits until none of `pids` is alive (gone or a zombie, which holds no memory).
+fn wait_processes_gone(pids: &[i32]) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline
+        && pids
+            .iter()
+            .any(|&pid| proc_stat(pid).is_some_and(|(state, _)| state != 'Z'))
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A crash must take the backends down too (they setsid() out of the postmaster's
+    /// process group), so crash recovery can start at once.
+    #[test]
+    fn kill_takes_the_backends_down_and_restart_recovers() {
+        let mut pg = PgCluster::start().expect("start");
+        let clients: Vec<_> = (0..3).map(|_| pg.client().expect("client")).collect();
+        let postmaster = pg.postmaster.as_ref().expect("running").id();
+        let backends = children_of(postmaster);
+        assert!(
+            backends.len() >= 3,
+            "client backends + auxiliaries: {backends:?}"
+        );
+        pg.kill();
+        let alive: Vec<_> = backends
+            .iter()
+            .filter(|&&pid| proc_stat(pid).is_some_and(|(state, _)| state != 'Z'))
+            .collect();
+        assert!(alive.is_empty(), "still running after kill(): {alive:?}");
+        pg.restart().expect("crash recovery");
+        let mut c = pg.client().expect("client after restart");
+        c.simple_query("SELECT 1").expect("query after restart");
+        drop(clients);
+    }
 
     /// The harness itself: start, query, crash, recover, stop, restart.
     #[test]
