@@ -60,12 +60,16 @@ impl OpenKey {
     }
 
     /// Stores `version` and `payload` (`None`: a tombstone) in the key: in place when
-    /// it holds a vset value whose block fits, else as a new block. The key must be
-    /// empty or hold a vset value (checked by [`OpenKey::value`] first).
-    pub fn store(&self, version: u64, payload: Option<&[u8]>) -> Result<(), CommandError> {
-        let old = self
-            .raw_value()
-            .map_err(|_| CommandError::Storage("wrong type"))?;
+    /// it holds a vset value whose block fits, else as a new block. `existing` is what
+    /// [`OpenKey::value`] returned for this key (passed in, not looked up again: this
+    /// is every write's path).
+    pub fn store(
+        &self,
+        existing: Option<ValueRef<'_>>,
+        version: u64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), CommandError> {
+        let old = existing.map_or(std::ptr::null_mut(), |v| v.as_raw());
         // SAFETY: `old` is our block, held by Redis, and we are on the main thread.
         if !old.is_null() && unsafe { VersionedValue::overwrite_raw(old, version, payload) } {
             return Ok(());

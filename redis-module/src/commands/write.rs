@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
         Payload::Tombstone => None,
     };
     let was_empty = existing.is_none();
-    key.store(w.version, payload)?;
+    key.store(existing, w.version, payload)?;
     state.saw_version(w.version);
 
     // A client's VDEL without EX/PX gets the configured tombstone TTL; anything the

@@ -236,6 +236,11 @@ impl<'a> ValueRef<'a> {
         self.header().len == TOMBSTONE
     }
 
+    /// The block's address, as Redis holds it (for [`VersionedValue::overwrite_raw`]).
+    pub fn as_raw(&self) -> *mut c_void {
+        self.block.as_ptr().cast()
+    }
+
     /// Bytes the block takes (for `MEMORY USAGE` and eviction accounting).
     pub fn memory_usage(&self) -> usize {
         layout(self.header().capacity).size()
