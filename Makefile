@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 RUN_DIR ?= $(CURDIR)/.run
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help deps build build-redis build-redis-release build-relay build-pg install install-pg install-pg-release \
+.PHONY: help deps build build-redis build-redis-release build-redis-control build-relay build-pg install install-pg install-pg-release \
         test lint test-redis test-pg test-e2e test-verify build-verify test-examples \
         demo bench bench-redis bench-pg bench-e2e chaos lab package clean
 
@@ -33,6 +33,12 @@ build-redis: deps ## build the Redis module (target/debug/libvset_redis.so)
 
 build-redis-release: deps ## build the Redis module optimised (for benchmarks and the demo)
 	cargo build -p vset-redis --release
+
+# The chaos matrix's control: the module with the test-only feature that lets a
+# cell switch one order check off. Its own profile puts it in target/control/, so
+# it never replaces the real module. Never install it.
+build-redis-control: deps ## build the chaos controls' broken-on-purpose module (target/control/libvset_redis.so; tests only)
+	cargo build -p vset-redis --profile control --features unsafe-test-gates
 
 build-relay: deps ## build the relay (target/debug/vset-relay)
 	cargo build -p vset-relay
@@ -75,7 +81,7 @@ test-redis: build-redis ## Redis module: unit tests + integration tests against 
 test-pg: install-pg ## extension: #[pg_test]s, isolation specs, concurrency test
 	bash pg-extension/tests/run.sh
 
-test-e2e: build-redis build-relay build-verify install-pg ## whole system: real postgres + redis-server + relay
+test-e2e: build-redis build-redis-control build-relay build-verify install-pg ## whole system: real postgres + redis-server + relay
 	cargo test -p vset-tests
 
 test-examples: build-redis build-relay install-pg ## examples/: Python relay + Node.js read path on real servers (deps from PyPI/npm, pinned)
@@ -90,7 +96,7 @@ test-verify: build-redis build-verify install-pg ## vset-verify: unit tests + pl
 	cargo test -p vset-tests --test verify_planted
 
 # ---------------------------------------------------------------- prove (issue 5)
-chaos: build-redis build-relay build-verify install-pg ## the long chaos matrix (9 cells of 45 s; 8 min on 2 cores, measured 2026-11-23); writes docs/chaos.md
+chaos: build-redis build-redis-control build-relay build-verify install-pg ## the long chaos matrix (9 cells of 45 s, each with its control); writes docs/chaos.md
 	cargo build -p vset-lab --bin vset-chaos
 	$(CARGO_TARGET_DIR)/debug/vset-chaos --table docs/chaos.md
 

@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use crate::data::decision::Gates;
+
 /// Default number of floor buckets: 512 KiB of `u64`s, small next to any cache, and
 /// fine-grained enough that one forgotten key rarely blocks another key's fill.
 pub const DEFAULT_BUCKETS: usize = 65_536;
@@ -22,6 +24,10 @@ pub struct ModuleConfig {
     /// Start cold (refuse writes until `VFLOOR version`) when no saved state was
     /// loaded (`cold-start yes|no`).
     pub cold_start: bool,
+    /// The order checks enforced: always all of them, except in a module built with
+    /// the test-only feature `unsafe-test-gates` and loaded with
+    /// `unsafe-test-disable-gate version|floor` (the chaos matrix's controls).
+    pub gates: Gates,
 }
 
 impl Default for ModuleConfig {
@@ -30,6 +36,7 @@ impl Default for ModuleConfig {
             buckets: DEFAULT_BUCKETS,
             tombstone_ttl_ms: DEFAULT_TOMBSTONE_TTL_MS,
             cold_start: true,
+            gates: Gates::ALL,
         }
     }
 }
@@ -90,6 +97,12 @@ impl ModuleConfig {
                         _ => return Err(bad("`yes` or `no`")),
                     };
                 }
+                #[cfg(feature = "unsafe-test-gates")]
+                "unsafe-test-disable-gate" => match value.to_ascii_lowercase().as_str() {
+                    "version" => config.gates.version = false,
+                    "floor" => config.gates.floor = false,
+                    _ => return Err(bad("`version` or `floor`")),
+                },
                 _ => return Err(ConfigError::UnknownName(name)),
             }
             seen.push(name);
@@ -138,9 +151,32 @@ mod tests {
             ModuleConfig {
                 buckets: 16,
                 tombstone_ttl_ms: 500,
-                cold_start: false
+                cold_start: false,
+                gates: Gates::ALL,
             }
         );
+    }
+
+    #[test]
+    #[cfg(not(feature = "unsafe-test-gates"))]
+    fn a_production_build_refuses_to_disable_a_gate() {
+        assert_eq!(
+            parse(&["unsafe-test-disable-gate", "version"]),
+            Err(ConfigError::UnknownName("unsafe-test-disable-gate".into()))
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "unsafe-test-gates")]
+    fn the_control_build_disables_one_gate_at_a_time() {
+        let c = parse(&["unsafe-test-disable-gate", "version"]).unwrap();
+        assert_eq!((c.gates.version, c.gates.floor), (false, true));
+        let c = parse(&["unsafe-test-disable-gate", "floor"]).unwrap();
+        assert_eq!((c.gates.version, c.gates.floor), (true, false));
+        assert!(matches!(
+            parse(&["unsafe-test-disable-gate", "all"]),
+            Err(ConfigError::BadValue { .. })
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::config::ModuleConfig;
+use crate::data::decision::Gates;
 use crate::data::floors::FloorTable;
 
 /// Counters shown by `INFO vset` (monotonic since the module loaded).
@@ -58,6 +59,16 @@ impl ModuleState {
             counters: Counters::default(),
             max_seen: AtomicU64::new(0),
         }
+    }
+
+    /// The order checks in force: a constant in every production build, so the
+    /// write path compiles exactly as if there were no switch.
+    #[inline(always)]
+    pub fn gates(&self) -> Gates {
+        #[cfg(feature = "unsafe-test-gates")]
+        return self.config.gates;
+        #[cfg(not(feature = "unsafe-test-gates"))]
+        Gates::ALL
     }
 
     pub fn is_cold(&self) -> bool {

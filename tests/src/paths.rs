@@ -52,6 +52,24 @@ pub fn redis_module() -> Result<PathBuf, HarnessError> {
     })
 }
 
+/// The chaos matrix's control module: a build with the test-only feature
+/// `unsafe-test-gates` (`make build-redis-control`): `VSET_REDIS_MODULE_CONTROL`,
+/// else `target/control/libvset_redis.so`.
+pub fn redis_module_control() -> Result<PathBuf, HarnessError> {
+    if let Some(p) = std::env::var_os("VSET_REDIS_MODULE_CONTROL") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = target_dir().join("control/libvset_redis.so");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(HarnessError::MissingArtifact(format!(
+            "{} (run `make build-redis-control`, or set VSET_REDIS_MODULE_CONTROL)",
+            p.display()
+        )))
+    }
+}
+
 /// The relay binary: `VSET_RELAY_BIN`, else the newest of `target/{debug,release}/vset-relay`.
 pub fn relay_binary() -> Result<PathBuf, HarnessError> {
     if let Some(p) = std::env::var_os("VSET_RELAY_BIN") {

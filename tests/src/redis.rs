@@ -48,6 +48,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
     module: bool,
+    module_path: Option<PathBuf>,
     module_args: Vec<String>,
     config: Vec<(String, String)>,
     rdb_file: Option<PathBuf>,
@@ -57,6 +58,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         Self {
             module: true,
+            module_path: None,
             module_args: Vec::new(),
             config: Vec::new(),
             rdb_file: None,
@@ -78,6 +80,13 @@ impl RedisOptions {
     /// Plain Redis without the module (for comparisons and benchmarks).
     pub fn without_module(mut self) -> Self {
         self.module = false;
+        self
+    }
+
+    /// Load this build of the module instead of [`crate::paths::redis_module`] (the
+    /// chaos matrix's control build, say).
+    pub fn module_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.module_path = Some(path.into());
         self
     }
 
@@ -208,7 +217,10 @@ impl RedisServer {
         conf.push_str("daemonize no\nsave \"\"\nappendonly no\n");
         conf.push_str("enable-debug-command yes\nenable-module-command yes\n");
         if self.opts.module {
-            let module = paths::redis_module()?;
+            let module = match &self.opts.module_path {
+                Some(p) => p.clone(),
+                None => paths::redis_module()?,
+            };
             conf.push_str("loadmodule ");
             conf.push_str(&quote(&module.display().to_string()));
             for arg in &self.opts.module_args {

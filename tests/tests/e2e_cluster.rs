@@ -12,7 +12,7 @@ fn three_node_cluster_converges_exactly() {
     let mut stack = Stack::cluster(3, 300).expect("cluster stack");
     if !stack.relay_command.is_reference() {
         eprintln!(
-            "skipped: {} has no --redis-cluster",
+            "SKIPPED: {} has no --redis-cluster",
             stack.relay_command.describe()
         );
         return;

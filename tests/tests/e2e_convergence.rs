@@ -142,7 +142,7 @@ fn many_writers_one_relay_converge_exactly() {
 fn one_relay_with_four_workers_converges_exactly() {
     let relay = vset_tests::relay::RelayCommand::from_env().expect("relay command");
     if !relay.is_reference() {
-        eprintln!("skipped: --workers is a flag of the reference relay");
+        eprintln!("SKIPPED: --workers is a flag of the reference relay");
         return;
     }
     converge_with(1, &["--workers", "4"]);
@@ -234,6 +234,10 @@ fn a_notification_wakes_the_relay_long_before_its_poll_interval() {
 fn bad_flags_are_refused_with_exit_status_2() {
     let relay = vset_tests::relay::RelayCommand::from_env().expect("relay");
     if !relay.is_reference() {
+        eprintln!(
+            "SKIPPED: exit status 2 on bad flags is the reference relay's contract, not {}'s",
+            relay.describe()
+        );
         return;
     }
     let bin = vset_tests::paths::relay_binary().expect("relay binary");

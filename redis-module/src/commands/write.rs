@@ -11,7 +11,7 @@ use super::error::CommandError;
 use super::expiry::{parse_expiry, Expiry};
 use super::key::{now_ms, OpenKey};
 use super::origin::Origin;
-use crate::data::decision::{decide, Decision};
+use crate::data::decision::{decide_with, Decision};
 use crate::data::version::parse_version;
 use crate::state::{self, Counters};
 
@@ -73,7 +73,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
 
     let stored = existing.map(|v| v.version());
     let floor = state.floors.floor_at(bucket);
-    let decision = decide(w.version, stored, floor, state.is_cold());
+    let decision = decide_with(w.version, stored, floor, state.is_cold(), state.gates());
     if decision != Decision::Apply && origin() == Origin::Client {
         let counters = &state.counters;
         match decision {

@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use super::workload::{Workload, WorkloadStats};
-use super::world::World;
+use super::oracle::{cached_versions, exact_state, Refusals};
+use super::staging::{
+    held_commit, install_commit_hold, late_fill, stalled_batch, CommitEnd, FillGap, Staged,
+    WhileStalled,
+};
+use super::workload::{Fillers, Workload, WorkloadStats};
+use super::world::{Route, World};
 use super::{CellRow, CellSize, ChaosError};
 use crate::redis::{parse_info_field, RedisOptions};
 
@@ -77,9 +82,70 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 /// vset-verify's grace period for mismatches.
 const GRACE: Duration = Duration::from_secs(1);
 
-pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
-    let redis = match cell {
+/// Which module a cell runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The real module: the cell must end exact and count its event.
+    Real,
+    /// The cell's control: the protection its fault targets is broken on purpose
+    /// (see [`Cell::control`]); the cell must find stale entries.
+    Control,
+}
+
+impl Cell {
+    /// The event the cell is named for, as counted.
+    pub fn event(self) -> &'static str {
+        match self {
+            Cell::RelaySigkill => "older replays refused (module, stale)",
+            Cell::TwoRelaysBacklog => "reordered writes refused (module, stale)",
+            Cell::RedisColdRestart => "writes refused cold or below the floor after restarts",
+            Cell::RedisAofRestart => "older writes refused after AOF reloads (module, stale)",
+            Cell::EvictionOutOfOrder => "late writes refused after an eviction (module, floor)",
+            Cell::TombstoneExpiry => {
+                "late writes refused after a tombstone expired (module, floor)"
+            }
+            Cell::PostgresRestart => "older replays refused (module, stale)",
+            Cell::RelaySigstop => "late writes refused (module, stale)",
+            Cell::FillRace => "fills refused by a newer version (module, stale + floor)",
+        }
+    }
+
+    /// What the control breaks: the one protection the cell's fault targets.
+    pub fn control(self) -> &'static str {
+        match self {
+            Cell::RedisColdRestart => "module not cold after an empty restart (cold-start no)",
+            Cell::RedisAofRestart => "restart ignores the AOF, module not cold (cold-start no)",
+            Cell::EvictionOutOfOrder | Cell::TombstoneExpiry => "floors off (control build)",
+            _ => "version check off (control build)",
+        }
+    }
+
+    /// Whether a live row may end uncached before the final touch (the fault
+    /// makes Redis forget keys, or refuse writes it cannot order).
+    fn misses_allowed(self) -> bool {
+        !matches!(
+            self,
+            Cell::RelaySigkill
+                | Cell::TwoRelaysBacklog
+                | Cell::PostgresRestart
+                | Cell::RelaySigstop
+        )
+    }
+
+    /// Refusals the event counts.
+    fn count(self, r: Refusals) -> u64 {
+        match self {
+            Cell::RedisColdRestart => r.cold + r.floor,
+            Cell::EvictionOutOfOrder | Cell::TombstoneExpiry => r.floor,
+            Cell::FillRace => r.stale + r.floor,
+            _ => r.stale,
+        }
+    }
+}
+
+fn redis_options(cell: Cell, variant: Variant) -> Result<RedisOptions, ChaosError> {
+    let mut args: Vec<&str> = Vec::new();
+    let mut opts = match cell {
         // `appendfsync always`, as deploy/redis.conf: with `everysec` a SIGKILL can
         // lose a write Redis already acknowledged, which vset cannot see (the
         // documented limit of a lossy restart), and that is not what this cell tests.
@@ -87,39 +153,75 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
             .config("appendonly", "yes")
             .config("appendfsync", "always"),
         Cell::EvictionOutOfOrder => RedisOptions::new().config("maxmemory-policy", "allkeys-lru"),
-        Cell::TombstoneExpiry => RedisOptions::new().module_args(["tombstone-ttl-ms", "200"]),
+        Cell::TombstoneExpiry => {
+            args.extend(["tombstone-ttl-ms", "200"]);
+            RedisOptions::new()
+        }
         _ => RedisOptions::new(),
     };
-    let mut world = World::start(redis, size.keys)?;
-    let relays: &[&[&str]] = match cell {
-        Cell::TwoRelaysBacklog => &[],
-        Cell::EvictionOutOfOrder => &[&["--batch-size", "20"], &["--batch-size", "20"]],
-        Cell::TombstoneExpiry => &[
-            &["--batch-size", "20", "--idle-in-transaction-timeout", "10s"],
-            &["--batch-size", "20", "--idle-in-transaction-timeout", "10s"],
-        ],
-        Cell::RelaySigstop => &[
-            &["--batch-size", "50", "--idle-in-transaction-timeout", "1s"],
-            &["--batch-size", "50", "--idle-in-transaction-timeout", "1s"],
-        ],
-        _ => &[&[]],
-    };
-    for args in relays {
-        world.add_relay(args)?;
+    if variant == Variant::Control {
+        match cell {
+            Cell::RedisColdRestart | Cell::RedisAofRestart => args.extend(["cold-start", "no"]),
+            Cell::EvictionOutOfOrder | Cell::TombstoneExpiry => {
+                opts = opts.module_path(crate::paths::redis_module_control()?);
+                args.extend(["unsafe-test-disable-gate", "floor"]);
+            }
+            _ => {
+                opts = opts.module_path(crate::paths::redis_module_control()?);
+                args.extend(["unsafe-test-disable-gate", "version"]);
+            }
+        }
+    }
+    Ok(opts.module_args(args))
+}
+
+pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
+    run_variant(cell, size, Variant::Real)
+}
+
+pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<CellRow, ChaosError> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
+    let mut world = World::start(redis_options(cell, variant)?, size.keys)?;
+    let stallable = ["--batch-size", "20", "--idle-in-transaction-timeout", "10s"];
+    match cell {
+        Cell::RelaySigkill | Cell::PostgresRestart => {
+            install_commit_hold(&world, if cell == Cell::RelaySigkill { 0.1 } else { 0.0 })?;
+            world.add_relay(&[])?;
+            world.add_relay(&[])?;
+        }
+        Cell::EvictionOutOfOrder | Cell::TombstoneExpiry => {
+            world.add_relay_routed(&stallable, Route::Stallable)?;
+            world.add_relay(&["--batch-size", "20"])?;
+        }
+        Cell::RelaySigstop => {
+            let args = ["--batch-size", "50", "--idle-in-transaction-timeout", "1s"];
+            world.add_relay_routed(&args, Route::Stallable)?;
+            world.add_relay(&args)?;
+        }
+        _ => {
+            world.add_relay(&[])?;
+        }
     }
     if cell == Cell::EvictionOutOfOrder {
         prepare_eviction(&mut world)?;
     }
-    if cell == Cell::RelaySigkill {
-        slow_relay_commits(&world)?;
-    }
-    let fillers = if cell == Cell::FillRace { 3 } else { 0 };
-    let workload = Workload::start(&world.pg.url(), &world.redis.url(), size, fillers);
+    let fillers = match cell {
+        Cell::FillRace => Fillers {
+            count: 3,
+            evict: true,
+        },
+        // After a restart every read is a miss: the fill storm. No DELs, so that what
+        // the AOF gives back is exactly what was there.
+        Cell::RedisColdRestart | Cell::RedisAofRestart => Fillers {
+            count: 3,
+            evict: false,
+        },
+        _ => Fillers::default(),
+    };
+    let mut workload = Workload::start(&world.pg.url(), &world.redis.url(), size, fillers);
     let deadline = Instant::now() + size.duration;
-    let injected = inject(cell, &mut world, &workload, deadline, size, &mut rng);
-    let stats: WorkloadStats = workload.stop();
-    // A failure while injecting is explained with both servers' last words.
-    let mut faults = injected.map_err(|e| {
+    let mut tally = Tally::default();
+    let explain = |world: &World, e: ChaosError| {
         ChaosError::Stuck(format!(
             "{e}\n--- postgres log:\n{}\n--- redis log:\n{}\n--- relays:\n{}",
             world.pg.log_tail(3000),
@@ -133,9 +235,55 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
                 .join("\n"),
             world.relay_log_tail()
         ))
-    })?;
+    };
+    let injected = inject(
+        cell,
+        &mut world,
+        &mut workload,
+        deadline,
+        size,
+        &mut rng,
+        &mut tally,
+        variant,
+    );
+    let mut faults = injected.map_err(|e| explain(&world, e))?;
+    // The final round: the named interleaving once more, staged on purpose.
+    let staged = match cell {
+        Cell::RelaySigkill => held_commit(&mut world, &mut workload, CommitEnd::KillRelay),
+        Cell::PostgresRestart => held_commit(&mut world, &mut workload, CommitEnd::CrashPostgres),
+        Cell::EvictionOutOfOrder => {
+            stalled_batch(&mut world, &mut workload, WhileStalled::Evict, 0)
+        }
+        Cell::TombstoneExpiry => {
+            stalled_batch(&mut world, &mut workload, WhileStalled::DeleteAndExpire, 0)
+        }
+        Cell::RelaySigstop => stalled_batch(
+            &mut world,
+            &mut workload,
+            WhileStalled::StopUntilSessionEnds,
+            0,
+        ),
+        Cell::FillRace => late_fill(&mut world, &mut workload, FillGap::None),
+        Cell::RedisColdRestart => {
+            tally.bank(Refusals::read(&world)?);
+            late_fill(&mut world, &mut workload, FillGap::Restart { wipe: true })
+        }
+        Cell::RedisAofRestart => {
+            tally.bank(Refusals::read(&world)?);
+            late_fill(
+                &mut world,
+                &mut workload,
+                FillGap::Restart {
+                    wipe: variant == Variant::Control,
+                },
+            )
+        }
+        Cell::TwoRelaysBacklog => Ok(std::mem::take(&mut tally.staged)),
+    }
+    .map_err(|e| explain(&world, e))?;
+    let stats: WorkloadStats = workload.stop();
     // Clear the fault: every relay running and continued.
-    for slot in 0..relays.len() {
+    for slot in 0..world.relay_count() {
         world.signal_relay(slot, libc::SIGCONT);
     }
     if cell == Cell::FillRace {
@@ -143,38 +291,103 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
     }
     let converge = world.wait_drained(DRAIN_TIMEOUT)?;
     if cell == Cell::EvictionOutOfOrder {
-        // Counted after the drain: only then has all of the big rows' 3 MB reached a
-        // Redis capped at 1 MB above its start, so evictions must have happened.
         faults = evicted(&world)?;
+    }
+    tally.bank(Refusals::read(&world)?);
+    if std::env::var_os("VSET_CHAOS_DEBUG").is_some() {
+        let info: String = redis::cmd("INFO")
+            .arg("vset")
+            .query(&mut world.redis.client()?)?;
+        eprintln!("{info}\n{}", world.relay_log_tail());
     }
     let report = world.verify(GRACE)?;
     let total = report.total();
+    let exact = exact_state(&world, None)?;
+    // Warm: every live hot row, written once more now, must be cached exactly. A
+    // module that stores nothing, or a floor stuck too high, fails here.
+    let warm = if variant == Variant::Real {
+        world.pg.execute(&format!(
+            "UPDATE chaos SET v = v + 1 WHERE id <= {}",
+            world.keys
+        ))?;
+        world.wait_drained(DRAIN_TIMEOUT)?;
+        Some(exact_state(&world, Some(world.keys))?)
+    } else {
+        None
+    };
     let row = CellRow {
         cell: cell.name(),
         fault: cell.fault(),
+        variant,
         writes: stats.writes,
         faults,
         stale: total.bad(),
         verify: total,
+        exact,
+        warm,
+        misses_allowed: cell.misses_allowed(),
+        events: cell.count(tally.total),
+        staged,
+        reload_lost: tally.reload_lost,
+        reloaded: tally.reloaded,
+        per_relay_stored: tally.per_relay_stored.clone(),
+        regressions: stats.regressions,
+        time_stale: stats.time_stale,
         worst_window: stats.worst_window,
         converge,
         probes: stats.probes,
         probe_errors: stats.probe_errors,
     };
-    if row.stale > 0 {
+    if !row.problems().is_empty() && variant == Variant::Real {
         eprintln!("{}\n{}", report.render_text(), world.relay_log_tail());
     }
     Ok(row)
 }
 
+/// What a cell counts while it runs.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Module refusals banked before each Redis restart (its counters restart at 0).
+    banked: Refusals,
+    total: Refusals,
+    /// Keys whose version went down (or vanished) across an AOF restart.
+    reload_lost: u64,
+    /// Keys that came back from the AOF at (at least) their version.
+    reloaded: u64,
+    per_relay_stored: Vec<u64>,
+    /// The two-relays cell stages its interleaving (the backlog) while injecting.
+    staged: Staged,
+}
+
+impl Tally {
+    /// Adds the module's counters as read now, before they restart with Redis.
+    fn bank(&mut self, now: Refusals) {
+        self.total = Refusals {
+            stale: self.banked.stale + now.stale,
+            floor: self.banked.floor + now.floor,
+            cold: self.banked.cold + now.cold,
+            applied: self.banked.applied + now.applied,
+        };
+    }
+
+    /// Call right before a restart: what was counted so far is kept.
+    fn restarting(&mut self, now: Refusals) {
+        self.bank(now);
+        self.banked = self.total;
+    }
+}
+
 /// Injects `cell`'s fault until `deadline`; returns how many times.
+#[allow(clippy::too_many_arguments)]
 fn inject(
     cell: Cell,
     world: &mut World,
-    workload: &Workload,
+    workload: &mut Workload,
     deadline: Instant,
     size: &CellSize,
     rng: &mut rand::rngs::StdRng,
+    tally: &mut Tally,
+    variant: Variant,
 ) -> Result<u64, ChaosError> {
     let mut faults = 0u64;
     let sleep_until = |t: Instant| {
@@ -190,50 +403,112 @@ fn inject(
             let mut c = world.pg.client()?;
             while Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
-                let in_flight = match wait_for_commit_in_flight(&mut c, deadline) {
+                let in_flight = match wait_for_commit_in_flight(world, &mut c, deadline) {
                     Ok(found) => found,
                     Err(e) => {
                         c = reconnect(world, &e)?;
-                        false
+                        None
                     }
                 };
-                if in_flight {
-                    world.kill_relay(0);
+                if let Some(slot) = in_flight {
+                    world.kill_relay(slot);
                     faults += 1;
-                    world.respawn_relay(0)?;
+                    world.respawn_relay(slot)?;
                 }
             }
         }
         Cell::TwoRelaysBacklog => {
-            sleep_until(deadline - size.duration / 2);
+            // Warm first: one relay ends the cold start and fills the cache, then
+            // stops (SIGTERM: it finishes its batch), and a backlog builds up.
+            sleep_until(deadline - size.duration * 2 / 3);
+            world.stop_relay(0);
+            sleep_until(deadline - size.duration / 3);
+            workload.halt_writers();
             let mut c = world.pg.client()?;
-            // The writers may still be connecting on a stalled machine: wait (bounded)
-            // for a backlog to exist, since the cell is about relays starting on one.
-            let mut backlog: i64 = 0;
-            let give_up = Instant::now() + Duration::from_secs(20);
-            while backlog == 0 && Instant::now() < give_up {
-                backlog = c
+            let backlog: i64 = c
+                .query_one("SELECT count(*) FROM vset.outbox", &[])?
+                .try_get(0)?;
+            let before = Refusals::read(world)?;
+            // Relay A reaches Redis through the stall proxy: once both have raced for
+            // a while, one of A's batches is held in the network while B drains the
+            // rest of the backlog, newer versions of the same keys included; then it
+            // lands. Reordering by chance happens all along; this one is certain.
+            let a = world.add_relay_routed(&["--batch-size", "50"], Route::Stallable)?;
+            let b = world.add_relay(&["--batch-size", "50"])?;
+            let mut c = world.pg.client()?;
+            let half = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < half {
+                let left: i64 = c
                     .query_one("SELECT count(*) FROM vset.outbox", &[])?
                     .try_get(0)?;
-                if backlog == 0 {
-                    std::thread::sleep(Duration::from_millis(50));
+                if left * 2 < backlog {
+                    break;
                 }
+                std::thread::sleep(Duration::from_millis(2));
             }
-            world.add_relay(&["--batch-size", "50"])?;
-            world.add_relay(&["--batch-size", "50"])?;
+            let mut staged = stalled_batch(world, workload, WhileStalled::Nothing, a)?;
+            world.wait_drained(DRAIN_TIMEOUT)?;
+            let refused = Refusals::read(world)?.since(before);
+            // The relays count a batch after its COMMIT: poll until both counts settle.
+            let mut stored = vec![0u64; 2];
+            let settle = Instant::now() + Duration::from_secs(10);
+            loop {
+                let now: Vec<u64> = [a, b]
+                    .iter()
+                    .map(|s| {
+                        world
+                            .relay_metric(*s, "vset_relay_applied_total")
+                            .unwrap_or(0.0) as u64
+                    })
+                    .collect();
+                let acked: u64 = [a, b]
+                    .iter()
+                    .map(|s| {
+                        world
+                            .relay_metric(*s, "vset_relay_acked_total")
+                            .unwrap_or(0.0) as u64
+                    })
+                    .sum();
+                stored = now;
+                if acked >= backlog.max(0) as u64 || Instant::now() > settle {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            tally.per_relay_stored = stored.clone();
+            staged.notes.push(format!(
+                "backlog {backlog} rows; stored by relay A {}, by relay B {}; {} reordered writes refused in all",
+                stored[0], stored[1], refused.stale
+            ));
+            tally.staged = staged;
             faults = backlog.max(0) as u64;
-            sleep_until(deadline);
         }
         Cell::RedisColdRestart | Cell::RedisAofRestart => {
             let step = size.duration / 3;
+            let ids: Vec<i32> = (1..=world.keys).collect();
             for i in 1..=2u32 {
                 sleep_until(deadline - size.duration + step * i);
+                let before = cached_versions(world, &ids)?;
+                tally.restarting(Refusals::read(world)?);
                 world.redis.kill();
-                if cell == Cell::RedisColdRestart {
+                // The AOF cell's control: a restart that ignores the AOF.
+                if cell == Cell::RedisColdRestart || variant == Variant::Control {
                     world.redis.wipe_data()?;
                 }
                 world.redis.start_again()?;
                 faults += 1;
+                if cell == Cell::RedisAofRestart {
+                    // Read before any relay or fill could write: what the AOF gave back.
+                    let after = cached_versions(world, &ids)?;
+                    for id in &ids {
+                        let (was, now) = (before[id].1, after[id].1);
+                        if was > 0 && now >= was {
+                            tally.reloaded += 1;
+                        } else if was > 0 {
+                            tally.reload_lost += 1;
+                        }
+                    }
+                }
             }
             sleep_until(deadline);
         }
@@ -328,53 +603,30 @@ fn prepare_eviction(world: &mut World) -> Result<(), ChaosError> {
     Ok(())
 }
 
-/// Test-only instrumentation for the SIGKILL cell: a deferred constraint trigger
-/// on `vset.outbox` makes every transaction that deleted outbox rows (a relay's
-/// claim) sleep 100 ms inside COMMIT, i.e. after the relay applied the batch to
-/// Redis and before the claim is committed. `client_connection_check_interval`
-/// makes the backend notice a killed relay during that sleep and roll back, as
-/// a real crash before COMMIT does.
-fn slow_relay_commits(world: &World) -> Result<(), ChaosError> {
-    // ALTER SYSTEM refuses to run inside the implicit transaction of a
-    // multi-statement query: on its own first.
-    world
-        .pg
-        .execute("ALTER SYSTEM SET client_connection_check_interval = '20ms'")?;
-    world.pg.execute(
-        "SELECT pg_reload_conf();
-         CREATE FUNCTION chaos_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF current_setting('chaos.slept', true) IS DISTINCT FROM 'y' THEN
-             PERFORM set_config('chaos.slept', 'y', true);
-             PERFORM pg_sleep(0.1);
-           END IF;
-           RETURN NULL;
-         END $$;
-         CREATE CONSTRAINT TRIGGER chaos_slow_commit AFTER DELETE ON vset.outbox
-           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chaos_slow_commit();",
-    )?;
-    Ok(())
-}
-
 /// Waits (until `deadline`) for a session sleeping in `chaos_slow_commit`, i.e. a
-/// relay between its VSETs and the end of its COMMIT.
+/// relay between its VSETs and the end of its COMMIT; returns that relay's slot.
 fn wait_for_commit_in_flight(
+    world: &World,
     c: &mut postgres::Client,
     deadline: Instant,
-) -> Result<bool, ChaosError> {
+) -> Result<Option<usize>, ChaosError> {
     while Instant::now() < deadline {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+        let sleeping: Vec<i32> = c
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
                 &[],
             )?
-            .try_get(0)?;
-        if n > 0 {
-            return Ok(true);
+            .iter()
+            .filter_map(|r| r.try_get(0).ok())
+            .collect();
+        for pid in sleeping {
+            if let Some(slot) = world.relay_of_backend(c, pid)? {
+                return Ok(Some(slot));
+            }
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// One attempt to freeze relay 0 mid-batch; true if the stop landed while one

@@ -9,18 +9,36 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::paths;
+use crate::ports::free_port;
 use crate::postgres::PgCluster;
 use crate::process::ChildGuard;
 use crate::redis::{RedisOptions, RedisServer};
+use crate::relay::{metric_value, scrape_metrics};
 
+use super::stall::StallProxy;
 use super::ChaosError;
+
+/// How a relay reaches Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    /// Through the world's [`StallProxy`], so the cell can hold its writes in flight.
+    Stallable,
+}
+
+struct RelaySlot {
+    args: Vec<String>,
+    route: Route,
+    child: Option<ChildGuard>,
+    metrics: String,
+}
 
 pub struct World {
     pub pg: PgCluster,
     pub redis: RedisServer,
     pub keys: i32,
-    relays: Vec<Option<ChildGuard>>,
-    relay_args: Vec<Vec<String>>,
+    relays: Vec<RelaySlot>,
+    stall: Option<StallProxy>,
     logs: tempfile::TempDir,
     spawned: usize,
 }
@@ -30,10 +48,13 @@ impl World {
     pub fn start(redis: RedisOptions, keys: i32) -> Result<Self, ChaosError> {
         let pg = PgCluster::start()?;
         pg.create_extension()?;
-        pg.execute(&format!(
+        pg.execute(
             "CREATE TABLE chaos(id int PRIMARY KEY, v bigint NOT NULL, pad text NOT NULL);
-             SELECT vset.track('chaos');
-             INSERT INTO chaos SELECT i, 0, repeat('x', 16) FROM generate_series(1, {keys}) i;"
+             SELECT vset.track('chaos');",
+        )?;
+        super::oracle::install_audit(&pg)?;
+        pg.execute(&format!(
+            "INSERT INTO chaos SELECT i, 0, repeat('x', 16) FROM generate_series(1, {keys}) i;"
         ))?;
         let redis = RedisServer::start(redis)?;
         let logs = tempfile::Builder::new()
@@ -48,7 +69,7 @@ impl World {
             redis,
             keys,
             relays: Vec::new(),
-            relay_args: Vec::new(),
+            stall: None,
             logs,
             spawned: 0,
         })
@@ -56,19 +77,89 @@ impl World {
 
     /// Starts a relay with the world's connection flags plus `extra`; returns its slot.
     pub fn add_relay(&mut self, extra: &[&str]) -> Result<usize, ChaosError> {
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        self.relay_args.push(args);
-        self.relays.push(None);
+        self.add_relay_routed(extra, Route::Direct)
+    }
+
+    /// Starts a relay that reaches Redis the way `route` says; returns its slot.
+    pub fn add_relay_routed(&mut self, extra: &[&str], route: Route) -> Result<usize, ChaosError> {
+        if route == Route::Stallable && self.stall.is_none() {
+            let proxy =
+                StallProxy::start(self.redis.port()).map_err(|source| crate::HarnessError::Io {
+                    path: PathBuf::from("stall proxy"),
+                    source,
+                })?;
+            self.stall = Some(proxy);
+        }
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if route == Route::Stallable {
+            // The stall is the fault, not the relay's reaction to it: a relay that
+            // timed out would roll back and retry, and its batch would no longer be
+            // the one held in the network.
+            args.extend(["--redis-timeout".to_string(), "120s".to_string()]);
+        }
+        self.relays.push(RelaySlot {
+            args,
+            route,
+            child: None,
+            metrics: String::new(),
+        });
         let slot = self.relays.len() - 1;
         self.respawn_relay(slot)?;
         Ok(slot)
     }
 
+    /// Relay slots so far (running or not).
+    pub fn relay_count(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// The proxy in front of Redis for [`Route::Stallable`] relays.
+    pub fn stall(&self) -> Option<&StallProxy> {
+        self.stall.as_ref()
+    }
+
+    /// A counter or gauge from the relay in `slot` (its `--metrics` endpoint).
+    pub fn relay_metric(&self, slot: usize, name: &str) -> Option<f64> {
+        let text = scrape_metrics(&self.relays.get(slot)?.metrics).ok()?;
+        metric_value(&text, name)
+    }
+
+    /// Stops the relay in `slot` with SIGTERM (it finishes its batch), for good.
+    pub fn stop_relay(&mut self, slot: usize) {
+        if let Some(mut r) = self.relays[slot].child.take() {
+            r.terminate(Duration::from_secs(10));
+        }
+    }
+
+    /// The slot of the relay whose PostgreSQL session is backend `backend_pid`.
+    pub fn relay_of_backend(
+        &self,
+        c: &mut postgres::Client,
+        backend_pid: i32,
+    ) -> Result<Option<usize>, ChaosError> {
+        let port: Option<i32> = c
+            .query_opt(
+                "SELECT client_port FROM pg_stat_activity WHERE pid = $1",
+                &[&backend_pid],
+            )?
+            .and_then(|r| r.try_get(0).ok());
+        let Some(port) = port else { return Ok(None) };
+        Ok((0..self.relays.len()).find(|&slot| {
+            self.relay_pid(slot)
+                .is_some_and(|pid| local_tcp_ports(pid).contains(&port))
+        }))
+    }
+
     /// (Re)starts the relay in `slot` (after a kill, or to replace a running one).
     pub fn respawn_relay(&mut self, slot: usize) -> Result<(), ChaosError> {
-        if let Some(mut old) = self.relays[slot].take() {
+        if let Some(mut old) = self.relays[slot].child.take() {
             old.kill();
         }
+        let redis_url = match (self.relays[slot].route, &self.stall) {
+            (Route::Stallable, Some(proxy)) => proxy.url(),
+            _ => self.redis.url(),
+        };
+        let metrics = format!("127.0.0.1:{}", free_port());
         let bin = paths::relay_binary()?;
         self.spawned += 1;
         let log = self
@@ -83,9 +174,10 @@ impl World {
             .arg("--postgres")
             .arg(self.pg.url())
             .arg("--redis")
-            .arg(self.redis.url())
+            .arg(redis_url)
+            .args(["--metrics", &metrics])
             .args(["--poll-interval", "100ms", "--backoff-max", "300ms"])
-            .args(&self.relay_args[slot])
+            .args(&self.relays[slot].args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -95,25 +187,26 @@ impl World {
                 what: bin.display().to_string(),
                 source,
             })?;
-        self.relays[slot] = Some(ChildGuard::new(format!("vset-relay#{slot}"), child));
+        self.relays[slot].child = Some(ChildGuard::new(format!("vset-relay#{slot}"), child));
+        self.relays[slot].metrics = metrics;
         Ok(())
     }
 
     /// SIGKILL the relay in `slot` (it stays down until [`Self::respawn_relay`]).
     pub fn kill_relay(&mut self, slot: usize) {
-        if let Some(mut r) = self.relays[slot].take() {
+        if let Some(mut r) = self.relays[slot].child.take() {
             r.kill();
         }
     }
 
     /// The process id of the relay in `slot`, while it runs.
     pub fn relay_pid(&self, slot: usize) -> Option<u32> {
-        self.relays[slot].as_ref().and_then(|r| r.pid())
+        self.relays[slot].child.as_ref().and_then(|r| r.pid())
     }
 
     /// Sends `signal` (SIGSTOP, SIGCONT) to the relay in `slot`.
     pub fn signal_relay(&self, slot: usize, signal: i32) {
-        if let Some(r) = &self.relays[slot] {
+        if let Some(r) = &self.relays[slot].child {
             r.signal(signal);
         }
     }

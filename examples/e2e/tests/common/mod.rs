@@ -16,9 +16,15 @@ use vset_verify::cache::{CacheTarget, DEFAULT_MODULE_TYPE};
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// `examples/install-deps.sh` sets `VSET_SKIP_*_EXAMPLE` only when a package
-/// registry was unreachable; everything else that is missing is a failure.
+/// registry was unreachable; everything else that is missing is a failure. In CI
+/// (`CI=true`, as `.ci/run` sets it) a skip is a failure too: a green run must mean
+/// the example ran. Elsewhere the caller prints the reason and returns.
 pub fn skip_reason(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|r| !r.is_empty())
+    let reason = std::env::var(var).ok().filter(|r| !r.is_empty())?;
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{var}: {reason} (CI=true: an example that cannot run fails the build)");
+    }
+    Some(reason)
 }
 
 pub fn example_dir(name: &str) -> PathBuf {
