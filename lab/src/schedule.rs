@@ -16,15 +16,20 @@ pub enum Fault {
     LateRetry,
     /// A read-miss fill races the second write.
     FillRace,
+    /// Like a late retry, but the key is evicted between the newer write's
+    /// delivery and the late original: whatever remembered the newer version in
+    /// the cache entry itself has forgotten it.
+    EvictThenLate,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::None,
         Fault::Crash,
         Fault::Outage,
         Fault::LateRetry,
         Fault::FillRace,
+        Fault::EvictThenLate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +39,7 @@ impl Fault {
             Fault::Outage => "cache outage",
             Fault::LateRetry => "retry landing late",
             Fault::FillRace => "read-miss fill race",
+            Fault::EvictThenLate => "eviction, then a late retry",
         }
     }
 }
@@ -49,7 +55,7 @@ pub struct Episode {
 }
 
 /// `episodes` episodes over keys `1..=keys`; half fault-free, the rest split
-/// evenly between the four faults; hot keys are drawn 4x as often as the rest.
+/// evenly between the faults; hot keys are drawn 4x as often as the rest.
 pub fn build(seed: u64, episodes: usize, keys: i32, reads_per_episode: usize) -> Vec<Episode> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let hot = (keys / 10).max(1);

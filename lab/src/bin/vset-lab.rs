@@ -120,18 +120,21 @@ fn run(cli: &Cli) -> Result<(), LabError> {
 
 fn markdown(figures: &[Figures], header: &str) -> String {
     let mut s = format!("{header}\n\n");
-    s.push_str("| strategy | stale entries | ...after crash | ...after outage | ...after late retry | ...after fill race | stale keys at end | lost writes | failed writes | write p99 | cache hit rate |\n");
-    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("| strategy | stale entries | ...after crash | ...after outage | ...after late retry | ...after fill race | ...after eviction + late retry | stale keys at end | lost writes | failed writes | write p99 | cache hit rate |\n");
+    s.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for f in figures {
         let by = |fault: Fault| f.stale_by_fault.get(&fault).copied().unwrap_or(0);
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms | {:.1}% |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms | {:.1}% |\n",
             f.strategy,
             f.stale(),
             by(Fault::Crash),
             by(Fault::Outage),
             by(Fault::LateRetry),
             by(Fault::FillRace),
+            by(Fault::EvictThenLate),
             f.stale_keys_at_end,
             f.lost_writes,
             f.failed_writes,

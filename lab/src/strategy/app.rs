@@ -260,11 +260,15 @@ impl Strategy for AppStrategy {
                     self.deferred_steps(key, &v2)?;
                 }
             }
-            Fault::LateRetry => {
+            Fault::LateRetry | Fault::EvictThenLate => {
                 self.full_write(key, w1, &mut r)?;
                 // Readers keep a hot key cached between writes.
                 self.read(key)?;
                 self.full_write(key, w2, &mut r)?;
+                if fault == Fault::EvictThenLate {
+                    let k = self.key(key);
+                    let _ = self.cache.run::<i64>(redis::cmd("DEL").arg(&k));
+                }
                 let v1 = super::value_of(key, w1);
                 let retried = self.kind.plan().retried;
                 self.step(retried, key, &v1)?;

@@ -9,6 +9,7 @@
 //! | `cache-aside` | UPDATE, COMMIT; DEL key | |
 //! | `double-delete` | DEL key; UPDATE, COMMIT | DEL key again after a delay |
 //! | `outbox-set` | UPDATE + outbox row, COMMIT | relay: SET key |
+//! | `outbox-lua-cas` | UPDATE + outbox row with a version, COMMIT | relay: Lua compare-and-set of `{version, value}` |
 //! | `vset` | UPDATE (vset trigger writes the outbox), COMMIT | relay: VSET key version |
 
 pub mod app;
@@ -36,10 +37,14 @@ pub fn build(
             strategies.push(Box::new(app::AppStrategy::new(kind, pg_url, proxy, keys)?));
         }
     }
-    for (name, versioned) in [("outbox-set", false), ("vset", true)] {
-        if wanted(name) {
+    for kind in [
+        relayed::RelayKind::OutboxSet,
+        relayed::RelayKind::OutboxLuaCas,
+        relayed::RelayKind::Vset,
+    ] {
+        if wanted(kind.name()) {
             strategies.push(Box::new(relayed::RelayedStrategy::new(
-                versioned, pg_url, proxy, keys,
+                kind, pg_url, proxy, keys,
             )?));
         }
     }

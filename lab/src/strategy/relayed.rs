@@ -1,8 +1,19 @@
-//! The two strategies where the cache write is a consequence of the committed
+//! The three strategies where the cache write is a consequence of the committed
 //! transaction: a trigger writes an outbox row in the same transaction and a relay
-//! moves it to Redis. They differ only in the last hop: the hand-rolled outbox
-//! applies a plain `SET`, vset applies `VSET key version value` (stored only if
-//! newer), and vset's readers fill through `vset.fill` + `VSET`.
+//! moves it to Redis. They differ in the last hop:
+//! - `outbox-set`, the hand-rolled outbox: a plain `SET`;
+//! - `outbox-lua-cas`, the strongest rival a competent engineer would write: the
+//!   trigger draws a version from its own sequence (CACHE 1, after the row lock, as
+//!   vset does), the relay and the readers' fills (`SELECT v, nextval(..) ... FOR
+//!   SHARE`) store `{v: version, d: value}` in a hash through a Lua script that
+//!   stores only if the version is newer (the script `make bench-redis` measures);
+//! - `vset`: `VSET key version value`, fills through `vset.fill` + `VSET`.
+//!
+//! The Lua rival refuses every late or replayed write vset refuses *while the
+//! cache entry exists*: its version lives in the entry. When the entry is evicted
+//! (or Redis restarts empty) the version is forgotten with it, and a late older
+//! write is stored; vset's floors remember (the `eviction, then a late retry`
+//! fault). Its versions are also compared as doubles, wrong above 2^53.
 //!
 //! Two relays (A and B) share the queue with `FOR UPDATE SKIP LOCKED`. The faults:
 //! - crash: relay A applies a batch and dies before COMMIT; its session lingers
@@ -27,6 +38,39 @@ use crate::proxy::FaultProxy;
 use crate::schedule::Fault;
 use crate::LabError;
 
+/// Which relayed strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    OutboxSet,
+    OutboxLuaCas,
+    Vset,
+}
+
+impl RelayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayKind::OutboxSet => "outbox-set",
+            RelayKind::OutboxLuaCas => "outbox-lua-cas",
+            RelayKind::Vset => "vset",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            RelayKind::OutboxSet => "lab_outbox_set",
+            RelayKind::OutboxLuaCas => "lab_outbox_cas",
+            RelayKind::Vset => "lab_vset",
+        }
+    }
+}
+
+/// Store `{v: version, d: value}` only if the version is newer than the stored one.
+/// `tonumber` makes doubles of both: the comparison is exact only below 2^53.
+const LUA_CAS: &str = r#"local cur = redis.call("HGET", KEYS[1], "v")
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call("HSET", KEYS[1], "v", ARGV[1], "d", ARGV[2])
+return 1"#;
+
 /// One outbox row as a relay sees it.
 #[derive(Debug, Clone)]
 struct Change {
@@ -37,7 +81,7 @@ struct Change {
 }
 
 pub struct RelayedStrategy {
-    versioned: bool,
+    kind: RelayKind,
     pg_url: String,
     app: Client,
     relay_a: Client,
@@ -50,30 +94,39 @@ pub struct RelayedStrategy {
 }
 
 impl RelayedStrategy {
-    /// `versioned`: vset (extension + VSET); otherwise a PL/pgSQL outbox + SET.
     pub fn new(
-        versioned: bool,
+        kind: RelayKind,
         pg_url: &str,
         proxy: &FaultProxy,
         keys: i32,
     ) -> Result<Self, LabError> {
         let mut app = Client::connect(pg_url, postgres::NoTls)?;
-        let table = if versioned {
-            "lab_vset"
-        } else {
-            "lab_outbox_set"
-        };
+        let table = kind.table();
         app.batch_execute(&format!(
             "DROP TABLE IF EXISTS {table};
              CREATE TABLE {table}(id int PRIMARY KEY, v text NOT NULL);
              INSERT INTO {table} SELECT i, 'k' || i || '-w0' FROM generate_series(1, {keys}) i;"
         ))?;
-        if versioned {
-            app.batch_execute(
+        match kind {
+            RelayKind::Vset => app.batch_execute(
                 "CREATE EXTENSION IF NOT EXISTS vset; SELECT vset.track('lab_vset');",
-            )?;
-        } else {
-            app.batch_execute(
+            )?,
+            RelayKind::OutboxLuaCas => app.batch_execute(
+                "DROP TABLE IF EXISTS lab_cas_q;
+                 DROP SEQUENCE IF EXISTS lab_cas_seq;
+                 CREATE SEQUENCE lab_cas_seq CACHE 1;
+                 CREATE TABLE lab_cas_q(id bigserial PRIMARY KEY, cache_key text NOT NULL, version bigint NOT NULL, payload text NOT NULL);
+                 CREATE OR REPLACE FUNCTION lab_cas_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   -- Drawn in the AFTER ROW trigger, after the row lock: commit order per key.
+                   INSERT INTO lab_cas_q(cache_key, version, payload)
+                     VALUES ('lab:outbox-cas:' || NEW.id, nextval('lab_cas_seq'), NEW.v);
+                   RETURN NULL;
+                 END $$;
+                 CREATE TRIGGER lab_cas_capture AFTER INSERT OR UPDATE ON lab_outbox_cas
+                   FOR EACH ROW EXECUTE FUNCTION lab_cas_capture();",
+            )?,
+            RelayKind::OutboxSet => app.batch_execute(
                 "DROP TABLE IF EXISTS lab_outbox_q;
                  CREATE TABLE lab_outbox_q(id bigserial PRIMARY KEY, cache_key text NOT NULL, payload text NOT NULL);
                  CREATE OR REPLACE FUNCTION lab_outbox_capture() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -83,10 +136,10 @@ impl RelayedStrategy {
                  END $$;
                  CREATE TRIGGER lab_outbox_capture AFTER INSERT OR UPDATE ON lab_outbox_set
                    FOR EACH ROW EXECUTE FUNCTION lab_outbox_capture();",
-            )?;
+            )?,
         }
         let mut s = Self {
-            versioned,
+            kind,
             pg_url: pg_url.to_string(),
             relay_a: Client::connect(pg_url, postgres::NoTls)?,
             relay_b: Client::connect(pg_url, postgres::NoTls)?,
@@ -97,7 +150,7 @@ impl RelayedStrategy {
             proxy: proxy.clone(),
             table,
         };
-        if versioned {
+        if kind == RelayKind::Vset {
             // A relay connecting to a cold module sets the floor first (invariant 4).
             let v: i64 = s
                 .app
@@ -109,10 +162,10 @@ impl RelayedStrategy {
     }
 
     fn key(&self, key: i32) -> String {
-        if self.versioned {
-            format!("public.lab_vset:{key}")
-        } else {
-            format!("lab:outbox-set:{key}")
+        match self.kind {
+            RelayKind::Vset => format!("public.lab_vset:{key}"),
+            RelayKind::OutboxLuaCas => format!("lab:outbox-cas:{key}"),
+            RelayKind::OutboxSet => format!("lab:outbox-set:{key}"),
         }
     }
 
@@ -134,20 +187,25 @@ impl RelayedStrategy {
     }
 
     /// BEGIN and claim (the transaction stays open on `relay`).
-    fn claim(versioned: bool, relay: &mut Client) -> Result<Vec<Change>, LabError> {
+    fn claim(kind: RelayKind, relay: &mut Client) -> Result<Vec<Change>, LabError> {
         relay.batch_execute("BEGIN")?;
-        let rows = if versioned {
-            relay.query(
+        let rows = match kind {
+            RelayKind::Vset => relay.query(
                 "SELECT cache_key, op, version, payload FROM vset.claim(100)",
                 &[],
-            )?
-        } else {
-            relay.query(
+            )?,
+            RelayKind::OutboxLuaCas => relay.query(
+                "DELETE FROM lab_cas_q WHERE id IN
+                   (SELECT id FROM lab_cas_q ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+                 RETURNING cache_key, 'set'::text, version, payload",
+                &[],
+            )?,
+            RelayKind::OutboxSet => relay.query(
                 "DELETE FROM lab_outbox_q WHERE id IN
                    (SELECT id FROM lab_outbox_q ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
                  RETURNING cache_key, 'set'::text, id, payload",
                 &[],
-            )?
+            )?,
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -162,9 +220,16 @@ impl RelayedStrategy {
         Ok(out)
     }
 
-    fn command(versioned: bool, c: &Change) -> redis::Cmd {
+    fn command(kind: RelayKind, c: &Change) -> redis::Cmd {
         let mut cmd;
-        if versioned {
+        if kind == RelayKind::OutboxLuaCas {
+            cmd = redis::cmd("EVAL");
+            cmd.arg(LUA_CAS)
+                .arg(1)
+                .arg(&c.key)
+                .arg(c.version)
+                .arg(c.payload.as_deref().unwrap_or(""));
+        } else if kind == RelayKind::Vset {
             if c.op == "del" {
                 cmd = redis::cmd("VDEL");
                 cmd.arg(&c.key).arg(c.version);
@@ -185,12 +250,10 @@ impl RelayedStrategy {
     }
 
     /// Applies `changes` through `cache`; false on the first cache error.
-    fn apply(versioned: bool, cache: &mut CacheConn, changes: &[Change]) -> bool {
-        changes.iter().all(|c| {
-            cache
-                .run::<redis::Value>(&Self::command(versioned, c))
-                .is_ok()
-        })
+    fn apply(kind: RelayKind, cache: &mut CacheConn, changes: &[Change]) -> bool {
+        changes
+            .iter()
+            .all(|c| cache.run::<redis::Value>(&Self::command(kind, c)).is_ok())
     }
 
     /// Relay A (`use_b` false) or B drains the queue; false if the cache failed
@@ -202,12 +265,12 @@ impl RelayedStrategy {
             } else {
                 (&mut self.relay_a, &mut self.cache_a)
             };
-            let batch = Self::claim(self.versioned, relay)?;
+            let batch = Self::claim(self.kind, relay)?;
             if batch.is_empty() {
                 relay.batch_execute("COMMIT")?;
                 return Ok(true);
             }
-            if Self::apply(self.versioned, cache, &batch) {
+            if Self::apply(self.kind, cache, &batch) {
                 relay.batch_execute("COMMIT")?;
             } else {
                 relay.batch_execute("ROLLBACK")?;
@@ -245,7 +308,27 @@ impl RelayedStrategy {
 
     /// A reader's miss: what it read from the database, ready to be written.
     fn read_for_fill(&mut self, key: i32) -> Result<Option<redis::Cmd>, LabError> {
-        if self.versioned {
+        if self.kind == RelayKind::OutboxLuaCas {
+            // The version is drawn while the row is share-locked, as vset.fill does.
+            let row = self.app.query_opt(
+                "SELECT v, nextval('lab_cas_seq') FROM lab_outbox_cas WHERE id = $1 FOR SHARE",
+                &[&key],
+            )?;
+            let k = self.key(key);
+            return Ok(match row {
+                Some(r) => {
+                    let mut cmd = redis::cmd("EVAL");
+                    cmd.arg(LUA_CAS)
+                        .arg(1)
+                        .arg(k)
+                        .arg(r.try_get::<_, i64>(1)?)
+                        .arg(r.try_get::<_, String>(0)?);
+                    Some(cmd)
+                }
+                None => None,
+            });
+        }
+        if self.kind == RelayKind::Vset {
             let row = self.app.query_opt(
                 "SELECT cache_key, version, payload FROM vset.fill('lab_vset'::regclass, $1::text)",
                 &[&key.to_string()],
@@ -278,11 +361,7 @@ impl RelayedStrategy {
 
 impl Strategy for RelayedStrategy {
     fn name(&self) -> &'static str {
-        if self.versioned {
-            "vset"
-        } else {
-            "outbox-set"
-        }
+        self.kind.name()
     }
 
     fn episode(
@@ -304,8 +383,8 @@ impl Strategy for RelayedStrategy {
             }
             Fault::Crash => {
                 self.commit_write(key, w1, &mut r)?;
-                let batch = Self::claim(self.versioned, &mut self.relay_a)?;
-                Self::apply(self.versioned, &mut self.cache_a, &batch);
+                let batch = Self::claim(self.kind, &mut self.relay_a)?;
+                Self::apply(self.kind, &mut self.cache_a, &batch);
                 // Relay A dies here, before COMMIT; its session still holds the rows.
                 self.commit_write(key, w2, &mut r)?;
                 self.drain(true)?;
@@ -322,15 +401,21 @@ impl Strategy for RelayedStrategy {
                 self.proxy.restore();
                 delivered?;
             }
-            Fault::LateRetry => {
+            Fault::LateRetry | Fault::EvictThenLate => {
                 self.commit_write(key, w1, &mut r)?;
-                let held = Self::claim(self.versioned, &mut self.relay_a)?;
+                let held = Self::claim(self.kind, &mut self.relay_a)?;
                 // The apply timed out from relay A's point of view: roll back.
                 self.relay_a.batch_execute("ROLLBACK")?;
                 self.commit_write(key, w2, &mut r)?;
                 self.drain(true)?;
+                if fault == Fault::EvictThenLate {
+                    // Memory pressure evicts the key (a DEL: to the vset module, the
+                    // same forgetting as an eviction, so it raises the key's floor).
+                    let k = self.key(key);
+                    let _ = self.reader.run::<i64>(redis::cmd("DEL").arg(&k));
+                }
                 // Relay A's original commands reach Redis only now.
-                Self::apply(self.versioned, &mut self.cache_a, &held);
+                Self::apply(self.kind, &mut self.cache_a, &held);
             }
             Fault::FillRace => {
                 self.commit_write(key, w1, &mut r)?;
@@ -366,7 +451,10 @@ impl Strategy for RelayedStrategy {
 
     fn cached(&mut self, key: i32) -> Result<Option<String>, LabError> {
         let k = self.key(key);
-        if self.versioned {
+        if self.kind == RelayKind::OutboxLuaCas {
+            return Ok(self.reader.run(redis::cmd("HGET").arg(&k).arg("d"))?);
+        }
+        if self.kind == RelayKind::Vset {
             let v: Option<String> = self.reader.run(redis::cmd("VGET").arg(&k))?;
             // vset caches the row as JSON; the lab compares the `v` column.
             Ok(match v {
