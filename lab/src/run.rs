@@ -3,9 +3,14 @@
 //! ran, relays drained) the cache and the database are compared for that key:
 //! - stale: a reader would be served a value different from the committed row;
 //! - lost write: a write the caller was told succeeded is not what the database
-//!   ended with, and no later write replaced it.
+//!   ended with, and no later write replaced it;
+//! - time stale: how long stale entries stayed readable, in wall-clock time, until
+//!   a later write, a TTL or the end of the run removed them, plus the time a
+//!   reader was served an older value inside an episode after the caller was told
+//!   "done" (a relay outage).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::schedule::{Episode, Fault};
 use crate::strategy::{ordinal_of, Strategy};
@@ -25,6 +30,8 @@ pub struct Figures {
     pub write_p99_us: u64,
     pub reads: u64,
     pub hits: u64,
+    /// Summed over keys: how long stale values were readable.
+    pub time_stale: Duration,
 }
 
 impl Figures {
@@ -56,22 +63,48 @@ pub fn replay_all(
         })
         .collect();
     let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); strategies.len()];
+    // Per strategy: keys stale since when. Only an episode's own key can turn
+    // stale (reads fill what the database holds), so after each episode that key
+    // and the keys already stale (a TTL may have removed them) are checked.
+    let mut stale_since: Vec<HashMap<i32, Instant>> = vec![HashMap::new(); strategies.len()];
     for (n, ep) in schedule.iter().enumerate() {
         let ordinal = 2 * n as u64;
-        for ((s, f), lat) in strategies
+        for (((s, f), lat), since) in strategies
             .iter_mut()
             .zip(figures.iter_mut())
             .zip(latencies.iter_mut())
+            .zip(stale_since.iter_mut())
         {
             one_episode(s.as_mut(), ep, ordinal, f, lat)?;
+            let mut check: Vec<i32> = since.keys().copied().collect();
+            check.push(ep.key);
+            for k in check {
+                let stale = is_stale(s.as_mut(), k)?;
+                match (stale, since.get(&k).copied()) {
+                    (true, None) => {
+                        since.insert(k, Instant::now());
+                    }
+                    (false, Some(t)) => {
+                        f.time_stale += t.elapsed();
+                        since.remove(&k);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
-    for ((s, f), mut lat) in strategies.iter_mut().zip(figures.iter_mut()).zip(latencies) {
+    for (((s, f), mut lat), since) in strategies
+        .iter_mut()
+        .zip(figures.iter_mut())
+        .zip(latencies)
+        .zip(stale_since)
+    {
+        for t in since.values() {
+            f.time_stale += t.elapsed();
+        }
         for k in 1..=keys {
-            if let (Some(c), Some(d)) = (s.cached(k)?, s.stored(k)?) {
-                if c != d {
-                    f.stale_keys_at_end += 1;
-                }
+            if is_stale(s.as_mut(), k)? {
+                f.stale_keys_at_end += 1;
             }
         }
         lat.sort_unstable();
@@ -81,6 +114,11 @@ pub fn replay_all(
         }
     }
     Ok(figures)
+}
+
+/// A reader would be served a value the database does not hold.
+fn is_stale(s: &mut dyn Strategy, key: i32) -> Result<bool, LabError> {
+    Ok(matches!((s.cached(key)?, s.stored(key)?), (Some(c), Some(d)) if c != d))
 }
 
 /// One episode on one strategy: reads, the two writes under the fault, the check.
@@ -102,6 +140,7 @@ fn one_episode(
     f.episodes += 1;
     f.writes += 2;
     f.failed_writes += r.failed_writes;
+    f.time_stale += Duration::from_micros(r.stale_us);
     latencies.extend(r.write_us);
     let stored = s.stored(ep.key)?;
     let cached = s.cached(ep.key)?;

@@ -20,16 +20,20 @@ pub enum Fault {
     /// delivery and the late original: whatever remembered the newer version in
     /// the cache entry itself has forgotten it.
     EvictThenLate,
+    /// The relays are down for a while after the second write commits (the
+    /// write-path strategies have no relay: for them it is a fault-free episode).
+    RelayOutage,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::None,
         Fault::Crash,
         Fault::Outage,
         Fault::LateRetry,
         Fault::FillRace,
         Fault::EvictThenLate,
+        Fault::RelayOutage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Fault {
             Fault::LateRetry => "retry landing late",
             Fault::FillRace => "read-miss fill race",
             Fault::EvictThenLate => "eviction, then a late retry",
+            Fault::RelayOutage => "relay outage",
         }
     }
 }

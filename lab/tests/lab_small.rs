@@ -32,7 +32,15 @@ fn each_fault_hurts_exactly_the_strategies_it_should() {
     pg.create_extension().expect("extension");
     let redis = RedisServer::start(RedisOptions::new()).expect("redis");
     let proxy = FaultProxy::start(redis.port()).expect("proxy");
-    let mut strategies = strategy::build(&pg.url(), &proxy, keys, |_| true).expect("strategies");
+    let mut strategies = strategy::build(
+        &pg.url(),
+        &proxy,
+        keys,
+        strategy::Hardening::default(),
+        strategy::RELAY_OUTAGE,
+        |_| true,
+    )
+    .expect("strategies");
     let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
     let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
     let stale = |s: &str, f: Fault| by[s].stale_by_fault.get(&f).copied().unwrap_or(0);
@@ -79,5 +87,62 @@ fn each_fault_hurts_exactly_the_strategies_it_should() {
     expect("outbox-lua-cas", [0, 0, 0, 0, evict], 0);
     expect("vset", [0, 0, 0, 0, 0], 0);
     assert_eq!(by["write-behind"].failed_writes, outage);
+    assert_eq!(by["vset"].stale_keys_at_end, 0);
+    // Where vset pays: during a relay outage every relayed strategy serves the
+    // older value for the outage's length; the write-path strategies do not.
+    let outages = count(Fault::RelayOutage);
+    assert!(outages > 0, "the plan holds no relay outage");
+    let floor = strategy::RELAY_OUTAGE * outages as u32;
+    for s in ["outbox-set", "outbox-lua-cas", "vset"] {
+        assert!(
+            by[s].time_stale >= floor,
+            "{s}: {:?} stale, expected at least {floor:?} from {outages} relay outages",
+            by[s].time_stale
+        );
+    }
+    // vset's only stale time is the outages' (plus the drain after each).
+    assert!(
+        by["vset"].time_stale < floor * 3,
+        "vset: {:?} stale for {floor:?} of relay outages",
+        by["vset"].time_stale
+    );
+}
+
+/// Versions above 2^53: the Lua rival compares doubles, so a newer version that
+/// rounds to the same double as the stored one is refused and the older value
+/// stays; vset compares exact u64s.
+#[test]
+fn above_2_pow_53_the_lua_rival_goes_stale_and_vset_does_not() {
+    let keys = 10;
+    let plan = schedule::build(9, 40, keys, 1);
+    let pg = PgCluster::start().expect("postgres");
+    pg.create_extension().expect("extension");
+    let redis = RedisServer::start(RedisOptions::new()).expect("redis");
+    let proxy = FaultProxy::start(redis.port()).expect("proxy");
+    let mut strategies = strategy::build(
+        &pg.url(),
+        &proxy,
+        keys,
+        strategy::Hardening::default(),
+        strategy::RELAY_OUTAGE,
+        |s| matches!(s, "outbox-lua-cas" | "vset"),
+    )
+    .expect("strategies");
+    let mut c = pg.client().expect("client");
+    for seq in ["lab_cas_seq", "vset.version_seq"] {
+        c.execute(
+            "SELECT setval($1::text::regclass, $2)",
+            &[&seq, &(1i64 << 53)],
+        )
+        .expect("setval");
+    }
+    let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
+    let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
+    assert!(
+        by["outbox-lua-cas"].stale() > 0,
+        "the rival never went stale above 2^53: {:?}",
+        by["outbox-lua-cas"]
+    );
+    assert_eq!(by["vset"].stale(), 0, "{:?}", by["vset"]);
     assert_eq!(by["vset"].stale_keys_at_end, 0);
 }

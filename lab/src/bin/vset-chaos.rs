@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         cli.keys,
         cli.seed,
         if cli.no_controls { " --no-controls" } else { "" },
-        git_commit(),
+        vset_lab::git_commit(),
         vset_lab::utc_date(),
         started.elapsed().as_secs_f64(),
         vset_lab::load_average(),
@@ -192,21 +192,3 @@ regressions + late writes stored + keys lost on an AOF reload).
 | stalled network | eviction-out-of-order, tombstone-expiry, relay-sigstop, two-relays-backlog | a relay's writes are held in a TCP proxy between it and Redis while it holds its claim; newer versions are applied by the other relay, then the keys are evicted (maxmemory squeezed), their tombstones expire, or the stalled relay is SIGSTOPped until PostgreSQL ends its session; then the late writes land |
 | late fill | fill-race, redis-cold-restart, redis-aof-restart | a read-miss fill reads a row; a newer version is applied; (Redis is SIGKILLed and restarts empty, or from its AOF); the fill's `VSET` lands |
 "#;
-
-/// The commit the table was measured at (`git rev-parse --short HEAD`), with
-/// "+changes" when the work tree differs from it.
-fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let head = run(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    match run(&["status", "--porcelain", "--untracked-files=no"]) {
-        Some(s) if !s.is_empty() => format!("{head}+changes"),
-        _ => head,
-    }
-}

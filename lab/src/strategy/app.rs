@@ -3,19 +3,21 @@
 //! Faults act on those steps, the same way for every strategy:
 //! - crash: the process dies right after the write's first durable step (the
 //!   commit, or for write-behind the cache SET); nothing after it runs;
-//! - outage: the cache is unreachable during the second write's synchronous steps
-//!   (errors are logged and ignored, as best-effort cache updates are; write-behind
-//!   cannot ignore it and fails the write); it is back before deferred steps;
+//! - outage: the cache is unreachable during the second write's synchronous steps,
+//!   retries included (each cache step is retried with backoff, see
+//!   [`super::Hardening`]; the outage outlasts them); errors are then logged and
+//!   ignored, as best-effort cache updates are; write-behind cannot ignore it and
+//!   fails the write; the cache is back before deferred steps;
 //! - late retry: the first write's second step was retried; the duplicate lands
 //!   after the second write completed;
 //! - fill race: a reader misses, reads the database, the second write runs, then
 //!   the reader's SET lands (before or after the deferred steps, per the schedule).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::{EpisodeResult, Strategy};
+use super::{EpisodeResult, Hardening, Strategy};
 use crate::cache_conn::CacheConn;
 use crate::proxy::FaultProxy;
 use crate::schedule::Fault;
@@ -95,6 +97,7 @@ pub struct AppStrategy {
     cache: CacheConn,
     proxy: FaultProxy,
     table: String,
+    hardening: Hardening,
 }
 
 /// How one step went. Cache errors are not fatal to the lab: they are the fault.
@@ -110,6 +113,7 @@ impl AppStrategy {
         pg_url: &str,
         proxy: &FaultProxy,
         keys: i32,
+        hardening: Hardening,
     ) -> Result<Self, LabError> {
         let mut pg = Client::connect(pg_url, postgres::NoTls)?;
         let table = format!("lab_{}", kind.name().replace('-', "_"));
@@ -124,7 +128,31 @@ impl AppStrategy {
             cache: CacheConn::new(&proxy.url()),
             proxy: proxy.clone(),
             table,
+            hardening,
         })
+    }
+
+    /// `SET key value` with the strategy's TTL.
+    fn set_cmd(&self, k: &str, value: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(k).arg(value);
+        if self.hardening.ttl_ms > 0 {
+            cmd.arg("PX").arg(self.hardening.ttl_ms);
+        }
+        cmd
+    }
+
+    /// Runs a cache command, retried with exponential backoff on errors.
+    fn cache_with_retry(&mut self, cmd: &redis::Cmd) -> bool {
+        for attempt in 0..=self.hardening.retries {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(5 << (attempt - 1)));
+            }
+            if self.cache.run::<redis::Value>(cmd).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 
     fn key(&self, key: i32) -> String {
@@ -141,16 +169,20 @@ impl AppStrategy {
                 )?;
                 Ok(StepOutcome::Done)
             }
-            Step::CacheSet => Ok(
-                match self.cache.run::<()>(redis::cmd("SET").arg(&k).arg(value)) {
-                    Ok(()) => StepOutcome::Done,
-                    Err(_) => StepOutcome::CacheFailed,
-                },
-            ),
-            Step::CacheDel => Ok(match self.cache.run::<i64>(redis::cmd("DEL").arg(&k)) {
-                Ok(_) => StepOutcome::Done,
-                Err(_) => StepOutcome::CacheFailed,
-            }),
+            Step::CacheSet | Step::CacheDel => {
+                let cmd = if step == Step::CacheSet {
+                    self.set_cmd(&k, value)
+                } else {
+                    let mut del = redis::cmd("DEL");
+                    del.arg(&k);
+                    del
+                };
+                Ok(if self.cache_with_retry(&cmd) {
+                    StepOutcome::Done
+                } else {
+                    StepOutcome::CacheFailed
+                })
+            }
         }
     }
 
@@ -231,7 +263,7 @@ impl Strategy for AppStrategy {
         let mut r = EpisodeResult::default();
         let v2 = super::value_of(key, w2);
         match fault {
-            Fault::None => {
+            Fault::None | Fault::RelayOutage => {
                 self.full_write(key, w1, &mut r)?;
                 // Readers keep a hot key cached between writes.
                 self.read(key)?;
@@ -326,7 +358,8 @@ impl AppStrategy {
     /// A reader's plain SET of what it read (errors ignored: it is only a cache).
     fn fill(&mut self, k: &str, value: Option<&str>) {
         if let Some(v) = value {
-            let _ = self.cache.run::<()>(redis::cmd("SET").arg(k).arg(v));
+            let cmd = self.set_cmd(k, v);
+            let _ = self.cache.run::<()>(&cmd);
         }
     }
 }

@@ -18,12 +18,37 @@ pub mod relayed;
 use crate::proxy::FaultProxy;
 use crate::schedule::Fault;
 
+/// How long the relays stay down in a relay-outage episode (default).
+pub const RELAY_OUTAGE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What a competent engineer gives a hand-written strategy: every cache write
+/// carries a TTL (so a stale entry heals by itself), and the application's cache
+/// steps are retried with exponential backoff before being given up.
+#[derive(Debug, Clone, Copy)]
+pub struct Hardening {
+    /// `PX` on every cache write of the hand-written strategies (0: none).
+    pub ttl_ms: u64,
+    /// Extra attempts of a failed application cache step (backoff 5 ms, doubling).
+    pub retries: u32,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 2_000,
+            retries: 3,
+        }
+    }
+}
+
 /// Connects the strategies whose name `wanted` accepts, in the order of the table
 /// above: the one list the lab binary and the lab test both compare.
 pub fn build(
     pg_url: &str,
     proxy: &FaultProxy,
     keys: i32,
+    hardening: Hardening,
+    relay_outage: std::time::Duration,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<Box<dyn Strategy>>, crate::LabError> {
     let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
@@ -34,7 +59,9 @@ pub fn build(
         app::AppKind::DoubleDelete,
     ] {
         if wanted(kind.name()) {
-            strategies.push(Box::new(app::AppStrategy::new(kind, pg_url, proxy, keys)?));
+            strategies.push(Box::new(app::AppStrategy::new(
+                kind, pg_url, proxy, keys, hardening,
+            )?));
         }
     }
     for kind in [
@@ -44,7 +71,12 @@ pub fn build(
     ] {
         if wanted(kind.name()) {
             strategies.push(Box::new(relayed::RelayedStrategy::new(
-                kind, pg_url, proxy, keys,
+                kind,
+                pg_url,
+                proxy,
+                keys,
+                hardening,
+                relay_outage,
             )?));
         }
     }
@@ -74,6 +106,9 @@ pub struct EpisodeResult {
     pub write_us: Vec<u64>,
     /// Writes whose caller got an error (not acknowledged, so not "lost").
     pub failed_writes: u64,
+    /// Time, inside the episode, during which a reader was served the older value
+    /// after the caller had been told the write was done (a relay outage).
+    pub stale_us: u64,
 }
 
 /// One strategy under test.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::{EpisodeResult, Strategy};
+use super::{EpisodeResult, Hardening, Strategy};
 use crate::cache_conn::CacheConn;
 use crate::proxy::FaultProxy;
 use crate::schedule::Fault;
@@ -64,11 +64,13 @@ impl RelayKind {
     }
 }
 
-/// Store `{v: version, d: value}` only if the version is newer than the stored one.
-/// `tonumber` makes doubles of both: the comparison is exact only below 2^53.
+/// Store `{v: version, d: value}` only if the version is newer than the stored one,
+/// with a TTL of ARGV[3] ms (0: none). `tonumber` makes doubles of both versions:
+/// the comparison is exact only below 2^53.
 const LUA_CAS: &str = r#"local cur = redis.call("HGET", KEYS[1], "v")
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
 redis.call("HSET", KEYS[1], "v", ARGV[1], "d", ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call("PEXPIRE", KEYS[1], ARGV[3]) end
 return 1"#;
 
 /// One outbox row as a relay sees it.
@@ -91,6 +93,10 @@ pub struct RelayedStrategy {
     reader: CacheConn,
     proxy: FaultProxy,
     table: &'static str,
+    /// TTL of the hand-written relays' cache writes (vset's never expire).
+    ttl_ms: u64,
+    /// How long the relays stay down in a relay-outage episode.
+    outage: Duration,
 }
 
 impl RelayedStrategy {
@@ -99,6 +105,8 @@ impl RelayedStrategy {
         pg_url: &str,
         proxy: &FaultProxy,
         keys: i32,
+        hardening: Hardening,
+        outage: Duration,
     ) -> Result<Self, LabError> {
         let mut app = Client::connect(pg_url, postgres::NoTls)?;
         let table = kind.table();
@@ -149,6 +157,12 @@ impl RelayedStrategy {
             reader: CacheConn::new(&proxy.url()),
             proxy: proxy.clone(),
             table,
+            ttl_ms: if kind == RelayKind::Vset {
+                0
+            } else {
+                hardening.ttl_ms
+            },
+            outage,
         };
         if kind == RelayKind::Vset {
             // A relay connecting to a cold module sets the floor first (invariant 4).
@@ -220,7 +234,7 @@ impl RelayedStrategy {
         Ok(out)
     }
 
-    fn command(kind: RelayKind, c: &Change) -> redis::Cmd {
+    fn command(kind: RelayKind, ttl_ms: u64, c: &Change) -> redis::Cmd {
         let mut cmd;
         if kind == RelayKind::OutboxLuaCas {
             cmd = redis::cmd("EVAL");
@@ -228,7 +242,8 @@ impl RelayedStrategy {
                 .arg(1)
                 .arg(&c.key)
                 .arg(c.version)
-                .arg(c.payload.as_deref().unwrap_or(""));
+                .arg(c.payload.as_deref().unwrap_or(""))
+                .arg(ttl_ms);
         } else if kind == RelayKind::Vset {
             if c.op == "del" {
                 cmd = redis::cmd("VDEL");
@@ -245,15 +260,20 @@ impl RelayedStrategy {
         } else {
             cmd = redis::cmd("SET");
             cmd.arg(&c.key).arg(c.payload.as_deref().unwrap_or(""));
+            if ttl_ms > 0 {
+                cmd.arg("PX").arg(ttl_ms);
+            }
         }
         cmd
     }
 
     /// Applies `changes` through `cache`; false on the first cache error.
-    fn apply(kind: RelayKind, cache: &mut CacheConn, changes: &[Change]) -> bool {
-        changes
-            .iter()
-            .all(|c| cache.run::<redis::Value>(&Self::command(kind, c)).is_ok())
+    fn apply(kind: RelayKind, ttl_ms: u64, cache: &mut CacheConn, changes: &[Change]) -> bool {
+        changes.iter().all(|c| {
+            cache
+                .run::<redis::Value>(&Self::command(kind, ttl_ms, c))
+                .is_ok()
+        })
     }
 
     /// Relay A (`use_b` false) or B drains the queue; false if the cache failed
@@ -270,7 +290,7 @@ impl RelayedStrategy {
                 relay.batch_execute("COMMIT")?;
                 return Ok(true);
             }
-            if Self::apply(self.kind, cache, &batch) {
+            if Self::apply(self.kind, self.ttl_ms, cache, &batch) {
                 relay.batch_execute("COMMIT")?;
             } else {
                 relay.batch_execute("ROLLBACK")?;
@@ -322,7 +342,8 @@ impl RelayedStrategy {
                         .arg(1)
                         .arg(k)
                         .arg(r.try_get::<_, i64>(1)?)
-                        .arg(r.try_get::<_, String>(0)?);
+                        .arg(r.try_get::<_, String>(0)?)
+                        .arg(self.ttl_ms);
                     Some(cmd)
                 }
                 None => None,
@@ -344,9 +365,13 @@ impl RelayedStrategy {
                 None => None,
             })
         } else {
+            let ttl_ms = self.ttl_ms;
             Ok(self.stored(key)?.map(|v| {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(self.key(key)).arg(v);
+                if ttl_ms > 0 {
+                    cmd.arg("PX").arg(ttl_ms);
+                }
                 cmd
             }))
         }
@@ -384,12 +409,23 @@ impl Strategy for RelayedStrategy {
             Fault::Crash => {
                 self.commit_write(key, w1, &mut r)?;
                 let batch = Self::claim(self.kind, &mut self.relay_a)?;
-                Self::apply(self.kind, &mut self.cache_a, &batch);
+                Self::apply(self.kind, self.ttl_ms, &mut self.cache_a, &batch);
                 // Relay A dies here, before COMMIT; its session still holds the rows.
                 self.commit_write(key, w2, &mut r)?;
                 self.drain(true)?;
                 self.end_relay_a_session()?;
                 self.drain(true)?;
+            }
+            Fault::RelayOutage => {
+                self.commit_write(key, w1, &mut r)?;
+                self.drain(false)?;
+                self.read(key)?;
+                self.commit_write(key, w2, &mut r)?;
+                // The caller was told "done"; readers get w1 until a relay is back.
+                let told = Instant::now();
+                std::thread::sleep(self.outage);
+                self.drain(false)?;
+                r.stale_us = told.elapsed().as_micros() as u64;
             }
             Fault::Outage => {
                 self.commit_write(key, w1, &mut r)?;
@@ -415,7 +451,7 @@ impl Strategy for RelayedStrategy {
                     let _ = self.reader.run::<i64>(redis::cmd("DEL").arg(&k));
                 }
                 // Relay A's original commands reach Redis only now.
-                Self::apply(self.kind, &mut self.cache_a, &held);
+                Self::apply(self.kind, self.ttl_ms, &mut self.cache_a, &held);
             }
             Fault::FillRace => {
                 self.commit_write(key, w1, &mut r)?;
