@@ -5,8 +5,9 @@
 //! is where that happens for single keys: Redis calls it whenever a key leaves the
 //! keyspace — DEL, UNLINK, expiry (values and tombstones), eviction, RENAME/MOVE of
 //! the source, overwrite by another command — on the main thread, before the value
-//! is freed (possibly later, by the lazy-free thread). Whole-database flushes do not
-//! call it; [`crate::events`] handles those.
+//! is freed (possibly later, by the lazy-free thread). Whole-database flushes and
+//! SWAPDB do not call it; [`crate::events`] handles those, and
+//! [`crate::load_discard`] the values Redis loads and drops unseen.
 
 use std::os::raw::c_void;
 
@@ -14,6 +15,7 @@ use redis_module::native_types::RedisType;
 use redis_module::{raw, RedisString};
 
 use crate::data::value::VersionedValue;
+use crate::load_discard;
 use crate::persistence;
 use crate::state;
 
@@ -54,6 +56,7 @@ pub fn raw_type() -> *mut raw::RedisModuleType {
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {
+    load_discard::freeing(value);
     if !value.is_null() {
         // SAFETY: every value of this type came from VersionedValue::into_raw.
         drop(unsafe { VersionedValue::from_raw(value) });

@@ -16,7 +16,8 @@
 //! | [`data`] | versions, the stored value, the decision rule, floors, the persisted format |
 //! | [`data_type`] | the `vsetvalue` type and its lifecycle callbacks (`unlink` raises floors) |
 //! | [`persistence`] | RDB save/load, floors as RDB aux data, AOF rewrite |
-//! | [`events`] | FLUSHDB/FLUSHALL raise every floor |
+//! | [`events`] | FLUSHDB/FLUSHALL and SWAPDB raise every floor |
+//! | [`load_discard`] | keys Redis loads and drops unseen (expired at load, RESTORE with a past TTL) raise their floor |
 //! | [`config`] | module arguments |
 //! | [`state`] | the module-wide floor table, cold flag and counters |
 //! | [`info`] | `INFO vset` |
@@ -27,6 +28,7 @@ pub mod data;
 pub mod data_type;
 pub mod events;
 pub mod info;
+pub mod load_discard;
 pub mod logging;
 pub mod persistence;
 pub mod state;
@@ -58,6 +60,13 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     ctx.set_module_options(raw::ModuleOptions::HANDLE_IO_ERRORS);
     let state = state::install(config);
     if commands::register::register_all(ctx) == Status::Err {
+        return Status::Err;
+    }
+    if events::subscribe(ctx) == Status::Err {
+        logging::warning(
+            ctx.ctx,
+            "vset: refusing to load: cannot subscribe to SWAPDB",
+        );
         return Status::Err;
     }
     logging::notice(

@@ -15,6 +15,7 @@ use redis_module::{raw, RedisString};
 use crate::data::encoding::{self, SavedFloors};
 use crate::data::value::VersionedValue;
 use crate::data_type::ENCODING_VERSION;
+use crate::load_discard;
 use crate::logging;
 use crate::state;
 
@@ -25,14 +26,18 @@ pub(crate) unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *m
     }
 }
 
+/// The name of the key being loaded (None when Redis does not say, e.g. aux data).
+fn key_name_bytes<'a>(io: *mut raw::RedisModuleIO) -> Option<&'a [u8]> {
+    // SAFETY: Redis keeps the name alive for the duration of the load callback.
+    let name = unsafe { raw::RedisModule_GetKeyNameFromIO.map(|f| f(io)) }?;
+    (!name.is_null()).then(|| RedisString::string_as_slice(name))
+}
+
 fn key_name(io: *mut raw::RedisModuleIO) -> String {
-    let name = unsafe { raw::RedisModule_GetKeyNameFromIO.map(|f| f(io)) };
-    match name {
-        Some(p) if !p.is_null() => {
-            String::from_utf8_lossy(RedisString::string_as_slice(p)).into_owned()
-        }
-        _ => "?".to_string(),
-    }
+    key_name_bytes(io).map_or_else(
+        || "?".to_string(),
+        |k| String::from_utf8_lossy(k).into_owned(),
+    )
 }
 
 pub(crate) unsafe extern "C" fn rdb_load(
@@ -67,7 +72,12 @@ pub(crate) unsafe extern "C" fn rdb_load(
             if let Some(state) = state::get() {
                 state.saw_version(v.version());
             }
-            v.into_raw()
+            let version = v.version();
+            let raw_value = v.into_raw();
+            if let Some(key) = key_name_bytes(rdb) {
+                load_discard::loaded(raw_value, key, version);
+            }
+            raw_value
         }
         Err(e) => {
             logging::io_warning(

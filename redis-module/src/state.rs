@@ -104,6 +104,14 @@ impl ModuleState {
         }
     }
 
+    /// Raises `bucket`'s floor and counts it (for a key whose name is gone, see
+    /// [`crate::load_discard`]).
+    pub fn forget_in(&self, bucket: usize, version: u64) {
+        if self.floors.raise_at(bucket, version) {
+            self.counters.floors_raised.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Raises every floor to at least `version` and counts the buckets that rose.
     pub fn raise_all(&self, version: u64) {
         let risen = self.floors.raise_all(version);

@@ -87,7 +87,14 @@ impl FloorTable {
 
     /// Raises `key`'s bucket to at least `version`; true when the floor rose.
     pub fn raise_for(&self, key: &[u8], version: u64) -> bool {
-        self.floors[self.bucket(key)].fetch_max(version, Ordering::Relaxed) < version
+        self.raise_at(self.bucket(key), version)
+    }
+
+    /// Raises `bucket` to at least `version`; true when the floor rose.
+    pub fn raise_at(&self, bucket: usize, version: u64) -> bool {
+        self.floors
+            .get(bucket)
+            .is_some_and(|f| f.fetch_max(version, Ordering::Relaxed) < version)
     }
 
     /// Raises every bucket to at least `version`; returns how many rose.

@@ -7,5 +7,6 @@ mod cluster;
 mod commands;
 mod common;
 mod floors;
+mod lifecycle;
 mod persistence;
 mod replication;

@@ -1,0 +1,78 @@
+//! Invariant 4 through Redis' own lifecycle (issue 10): ways Redis drops or moves a
+//! key without a DEL, expiry or eviction that the module sees key by key.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A tombstone (and a value) whose TTL passes while Redis is down is dropped when
+/// the RDB is loaded; its version must still be remembered.
+#[test]
+fn keys_that_expired_while_redis_was_down_raise_their_floors() {
+    let mut server = warm_server();
+    {
+        let mut con = server.client().unwrap();
+        assert_eq!(vset(&mut con, "k", "5", "v5"), 1);
+        assert_eq!(vdel_with(&mut con, "k", "10", &["PX", "1500"]), 1);
+        assert_eq!(vset_with(&mut con, "v", "20", "v20", &["PX", "1500"]), 1);
+        assert_eq!(vset(&mut con, "kept", "30", "v30"), 1);
+        let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    }
+    server.stop();
+    std::thread::sleep(Duration::from_millis(2_000));
+    server.start_again().unwrap();
+    let mut con = server.client().unwrap();
+    assert_eq!(exists(&mut con, "k"), 0, "the tombstone expired while down");
+    assert_eq!(exists(&mut con, "v"), 0, "the value expired while down");
+    assert_eq!(
+        vset(&mut con, "k", "9", "stale-v9"),
+        0,
+        "older than the tombstone"
+    );
+    assert_eq!(vget(&mut con, "k"), None);
+    assert_eq!(
+        vset(&mut con, "v", "19", "stale-v19"),
+        0,
+        "older than the value"
+    );
+    assert_eq!(vget(&mut con, "v"), None);
+    assert_eq!(vset(&mut con, "k", "11", "v11"), 1, "newer still stores");
+    assert_eq!(vget_int(&mut con, "kept"), (Some("v30".into()), 30));
+}
+
+/// `RESTORE` with a TTL that already passed loads the value and drops it at once.
+#[test]
+fn a_restore_whose_ttl_already_passed_raises_the_floor() {
+    let server = warm_server();
+    let mut con = server.client().unwrap();
+    assert_eq!(vset(&mut con, "src", "40", "v40"), 1);
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("src").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("dst")
+        .arg(1_000)
+        .arg(&dump)
+        .arg("ABSTTL")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists(&mut con, "dst"), 0, "restored already expired");
+    assert_eq!(vset(&mut con, "dst", "39", "stale"), 0);
+    assert_eq!(vget(&mut con, "dst"), None);
+}
+
+/// `SWAPDB` moves every key of a database away without telling the type.
+#[test]
+fn swapdb_forgets_versions_safely() {
+    let server = warm_server();
+    let mut con = server.client().unwrap();
+    assert_eq!(vset(&mut con, "k", "10", "v10"), 1);
+    let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query(&mut con).unwrap();
+    assert_eq!(exists(&mut con, "k"), 0);
+    assert_eq!(
+        vset(&mut con, "k", "7", "stale7"),
+        0,
+        "older than what db 0 held"
+    );
+    assert_eq!(vget(&mut con, "k"), None);
+    assert_eq!(vset(&mut con, "k", "11", "v11"), 1);
+    assert_eq!(vget_int(&mut con, "k"), (Some("v11".into()), 11));
+}
