@@ -57,7 +57,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     };
     // Report short reads from RDB/AOF to our callbacks instead of panicking Redis.
-    ctx.set_module_options(raw::ModuleOptions::HANDLE_IO_ERRORS);
+    // Signal key modifications ourselves (commands/write.rs), only when a write
+    // changed something: a refused VSET must not abort a WATCH.
+    ctx.set_module_options(
+        raw::ModuleOptions::HANDLE_IO_ERRORS | raw::ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
     let state = state::install(config);
     if commands::register::register_all(ctx) == Status::Err {
         return Status::Err;

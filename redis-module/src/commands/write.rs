@@ -167,9 +167,16 @@ fn replicate(
 }
 
 /// Keyspace notification of class `module` (`notify-keyspace-events` with `d`).
+/// Announces a change of `key`: the keyspace event, and the modification signal
+/// that aborts a `WATCH` and invalidates client-side caches. The module loads with
+/// `NO_IMPLICIT_SIGNAL_MODIFIED`, so a write that was refused (and changed
+/// nothing) signals nothing; only this function does.
 fn notify(ctx: &Context, event: &std::ffi::CStr, key: &Arg) {
     // SAFETY: valid context, static event name, key alive for the command.
     unsafe {
+        if let Some(signal) = raw::RedisModule_SignalModifiedKey {
+            signal(ctx.ctx, key.raw());
+        }
         if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
             f(
                 ctx.ctx,

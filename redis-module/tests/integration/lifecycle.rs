@@ -76,3 +76,51 @@ fn swapdb_forgets_versions_safely() {
     assert_eq!(vset(&mut con, "k", "11", "v11"), 1);
     assert_eq!(vget_int(&mut con, "k"), (Some("v11".into()), 11));
 }
+
+/// A refused write changes nothing, so it must not look like a change: `WATCH`
+/// (and client-side caching, which uses the same signal) must not see one. A
+/// stored write must.
+#[test]
+fn only_writes_that_change_the_key_signal_a_modification() {
+    let server = warm_server();
+    let mut watcher = server.client().unwrap();
+    let mut writer = server.client().unwrap();
+    assert_eq!(vset(&mut writer, "k", "10", "v10"), 1);
+
+    let exec_after = |watcher: &mut redis::Connection, write: &mut dyn FnMut()| {
+        let _: () = redis::cmd("WATCH").arg("k").query(watcher).unwrap();
+        write();
+        let _: () = redis::cmd("MULTI").query(watcher).unwrap();
+        let _: redis::Value = redis::cmd("VGET").arg("k").query(watcher).unwrap();
+        let reply: redis::Value = redis::cmd("EXEC").query(watcher).unwrap();
+        !matches!(reply, redis::Value::Nil)
+    };
+    assert!(
+        exec_after(&mut watcher, &mut || assert_eq!(
+            vset(&mut writer, "k", "5", "old"),
+            0
+        )),
+        "a refused VSET aborted a transaction watching the key"
+    );
+    assert!(
+        exec_after(&mut watcher, &mut || assert_eq!(
+            vdel(&mut writer, "k", "6"),
+            0
+        )),
+        "a refused VDEL aborted a transaction watching the key"
+    );
+    assert!(
+        !exec_after(&mut watcher, &mut || assert_eq!(
+            vset(&mut writer, "k", "11", "v11"),
+            1
+        )),
+        "a stored VSET must abort a transaction watching the key"
+    );
+    assert!(
+        !exec_after(&mut watcher, &mut || assert_eq!(
+            vdel(&mut writer, "k", "12"),
+            1
+        )),
+        "a stored VDEL must abort a transaction watching the key"
+    );
+}
