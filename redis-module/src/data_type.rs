@@ -33,7 +33,7 @@ pub static VSET_TYPE: RedisType = RedisType::new(
         aof_rewrite: Some(persistence::aof_rewrite),
         free: Some(free),
         mem_usage: Some(mem_usage),
-        digest: None,
+        digest: Some(digest),
         aux_load: Some(persistence::aux_load),
         aux_save: Some(persistence::aux_save),
         // Floors before keys, so a load adopts the floor table first.
@@ -77,6 +77,33 @@ unsafe extern "C" fn copy(
     match unsafe { VersionedValue::borrow_raw(value) } {
         Some(v) => v.to_owned().into_raw(),
         None => std::ptr::null_mut(),
+    }
+}
+
+/// `DEBUG DIGEST` / `DIGEST-VALUE`: a kind tag (`v` value, `t` tombstone), the
+/// version's decimal digits and the payload, as one sequence, so a master and its
+/// replica digest alike exactly when they hold the same versions and payloads.
+unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    // SAFETY: see `free`.
+    let Some(v) = (unsafe { VersionedValue::borrow_raw(value) }) else {
+        return;
+    };
+    // SAFETY: Redis passes a live digest for the duration of the callback.
+    unsafe {
+        let (Some(add), Some(end)) = (
+            raw::RedisModule_DigestAddStringBuffer,
+            raw::RedisModule_DigestEndSequence,
+        ) else {
+            return;
+        };
+        let version = v.version().to_string();
+        let tag: &[u8] = if v.payload().is_some() { b"v" } else { b"t" };
+        add(md, tag.as_ptr().cast(), tag.len());
+        add(md, version.as_ptr().cast(), version.len());
+        if let Some(p) = v.payload() {
+            add(md, p.as_ptr().cast(), p.len());
+        }
+        end(md);
     }
 }
 

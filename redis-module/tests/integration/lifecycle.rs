@@ -124,3 +124,36 @@ fn only_writes_that_change_the_key_signal_a_modification() {
         "a stored VDEL must abort a transaction watching the key"
     );
 }
+
+/// `DEBUG DIGEST-VALUE` (and so `DEBUG DIGEST`, which compares a master with its
+/// replica) sees a value's version and payload, and tells a tombstone apart.
+#[test]
+fn digests_cover_version_payload_and_tombstones() {
+    let server = warm_server();
+    let mut con = server.client().unwrap();
+    let digest = |con: &mut redis::Connection, key: &str| -> String {
+        let v: Vec<String> = redis::cmd("DEBUG")
+            .arg("DIGEST-VALUE")
+            .arg(key)
+            .query(con)
+            .unwrap();
+        v[0].clone()
+    };
+    assert_eq!(vset(&mut con, "a", "5", "x"), 1);
+    assert_eq!(vset(&mut con, "b", "5", "x"), 1);
+    assert_eq!(vset(&mut con, "c", "6", "x"), 1);
+    assert_eq!(vset(&mut con, "d", "5", "y"), 1);
+    assert_eq!(vdel(&mut con, "e", "5"), 1);
+    let (a, b, c, d, e) = (
+        digest(&mut con, "a"),
+        digest(&mut con, "b"),
+        digest(&mut con, "c"),
+        digest(&mut con, "d"),
+        digest(&mut con, "e"),
+    );
+    assert_eq!(a, b, "same version and payload, same digest");
+    assert_ne!(a, c, "the version is part of the digest");
+    assert_ne!(a, d, "the payload is part of the digest");
+    assert_ne!(a, e, "a tombstone is not a value");
+    assert_ne!(a, "0".repeat(40), "a digest at all");
+}

@@ -45,6 +45,28 @@ fn replica_sees_master_writes_and_floors() {
         "floors match (d's 50, VFLOOR 20)"
     );
     assert_eq!(vfloor(&mut r).1, Value::Int(50));
+    // DEBUG DIGEST compares whole datasets: equal, and it sees vset values.
+    let digest = |con: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+    };
+    assert_eq!(
+        digest(&mut r),
+        digest(&mut m),
+        "master and replica digest alike"
+    );
+    let before = digest(&mut m);
+    assert_eq!(
+        vset(&mut m, "a", "60", "x"),
+        1,
+        "same payload, newer version"
+    );
+    master.wait_for_replicas(1).unwrap();
+    assert_ne!(
+        digest(&mut m),
+        before,
+        "a version change shows in the digest"
+    );
+    assert_eq!(digest(&mut r), digest(&mut m));
 
     // Replicas refuse writes from clients, floors included.
     let e = vset_err(&mut r, "a", "9", "no");
@@ -61,7 +83,7 @@ fn replica_sees_master_writes_and_floors() {
         .unwrap();
     assert_eq!(vset(&mut r, "d", "50", "late"), 0);
     assert_eq!(vset(&mut r, "a", "5", "dup"), 0);
-    assert_eq!(vset(&mut r, "a", "21", "new"), 1);
+    assert_eq!(vset(&mut r, "a", "61", "new"), 1);
 }
 
 #[test]
