@@ -88,21 +88,60 @@ class Relay:
             # VFLOOR first, in the same round trip: if Redis restarted cold since the
             # last batch we notice here, even when the client reconnected silently.
             pipe.execute_command("VFLOOR")
+            commands = []
             for key, op, version, payload in rows:
                 if op == "set" and payload is not None:
-                    pipe.execute_command("VSET", key, version, payload)
+                    command = ("VSET", key, version, payload)
                 else:
                     if op != "del":  # malformed: a tombstone (a miss) is the safe answer,
                         log.error("outbox row %s/%s has op %r, payload %r: applying as delete",
                                   key, version, op, payload)  # and retrying would loop forever
-                    pipe.execute_command("VDEL", key, version)
-            replies = pipe.execute()  # raises on the first error reply
+                    command = ("VDEL", key, version)
+                commands.append(command)
+                pipe.execute_command(*command)
+            # Error replies come back in place, so one bad key cannot fail the batch.
+            replies = pipe.execute(raise_on_error=False)
+            if isinstance(replies[0], Exception):
+                raise replies[0]
             # A cold module rejected this batch (0s). Those keys hold nothing, i.e. are
             # misses, and every claimed version is <= the floor we set, so acking is safe.
             self.warm_if_cold(replies[0])
+            for i, (command, reply) in enumerate(zip(commands, replies[1:]), start=1):
+                if isinstance(reply, Exception):
+                    replies[i] = self.clear_refused_key(command, reply)
         applied = sum(1 for r in replies[1:] if r == 1)
         log.debug("batch: %d claimed, %d applied (rest older than stored)", len(rows), applied)
         return len(rows)
+
+    def clear_refused_key(self, command, error):
+        """One key refused its row; the others must not wait for it (invariant 11),
+        and it must not keep an older value. The same policy as vset-relay:
+
+        - WRONGTYPE: the key holds another type's value, e.g. a plain SET by the cache
+          vset replaced. A tracked key belongs to vset: DEL it, send the row again.
+        - OOM (noeviction at maxmemory): DEL the key (allowed under OOM), so that no
+          older value stays; the row is acknowledged as a miss.
+
+        Any other error reply fails the batch (rolled back, retried)."""
+        key = command[1]
+        # redis-py strips the code of the errors it has a class for (OOM), not of
+        # the others (WRONGTYPE stays in the message).
+        oom = isinstance(error, redis.exceptions.OutOfMemoryError)
+        if not oom and not str(error).startswith("WRONGTYPE"):
+            raise error
+        self.redis.delete(key)
+        if oom:
+            log.warning("redis is out of memory (OOM): deleted %s so no older value stays; "
+                        "the change is a miss", key)
+            return 0
+        log.warning("%s held a value of another type (WRONGTYPE): deleted it and applied "
+                    "the change", key)
+        try:
+            return self.redis.execute_command(*command)
+        except redis.ResponseError as again:
+            log.error("%s refused the change again right after DEL (%s): another writer "
+                      "uses this tracked key", key, again)
+            return 0
 
     def wait(self, timeout):
         """Sleeps until a NOTIFY, a signal or the timeout (the poll backstop)."""

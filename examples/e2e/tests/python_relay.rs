@@ -333,3 +333,58 @@ fn bad_arguments_are_refused_with_a_message() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// The same bad-key policy as vset-relay (`tests/tests/e2e_bad_keys.rs`): a plain
+/// string at a tracked key is replaced, an `OOM` turns the row into a miss, and
+/// neither holds back any other row.
+#[test]
+fn one_bad_key_delays_only_itself() {
+    if let Some(reason) = skip_reason(SKIP_VAR) {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let (pg, redis, relay) = system();
+    let mut con = redis.client().expect("redis client");
+    let _: () = redis::cmd("SET")
+        .arg("public.users:3")
+        .arg("from the old cache")
+        .query(&mut con)
+        .expect("SET");
+    pg.execute("INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 200) g")
+        .expect("insert");
+    eventually("the outbox to drain past the foreign value", || {
+        outbox_rows(&pg) == 0
+    });
+    assert!(vget(&redis, "public.users:3").is_some_and(|v| v.contains("user 3")));
+    assert!(vget(&redis, "public.users:200").is_some_and(|v| v.contains("user 200")));
+    assert!(relay.log().contains("WRONGTYPE"), "log:\n{}", relay.log());
+
+    // Out of memory, nothing evictable: rows become misses, the queue still drains.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut con)
+        .expect("policy");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query(&mut con)
+        .expect("maxmemory");
+    pg.execute("UPDATE users SET name = 'renamed ' || id WHERE id <= 20")
+        .expect("update");
+    eventually(
+        "the outbox to drain although Redis is out of memory",
+        || outbox_rows(&pg) == 0,
+    );
+    for id in 1..=20 {
+        assert_eq!(
+            vget(&redis, &format!("public.users:{id}")),
+            None,
+            "no older value may stay at a key whose change Redis refused"
+        );
+    }
+    assert!(relay.log().contains("OOM"), "log:\n{}", relay.log());
+    assert!(!relay.log().contains("Traceback"), "log:\n{}", relay.log());
+}

@@ -182,7 +182,7 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
 pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<CellRow, ChaosError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
     let mut world = World::start(redis_options(cell, variant)?, size.keys)?;
-    let stallable = ["--batch-size", "20", "--idle-in-transaction-timeout", "10s"];
+    let stallable = ["--batch-size", "20", "--idle-in-transaction-timeout", "30s"];
     match cell {
         Cell::RelaySigkill | Cell::PostgresRestart => {
             install_commit_hold(&world, if cell == Cell::RelaySigkill { 0.1 } else { 0.0 })?;
@@ -303,11 +303,14 @@ pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<Cell
     let report = world.verify(GRACE)?;
     let total = report.total();
     let exact = exact_state(&world, None)?;
-    // Warm: every live hot row, written once more now, must be cached exactly. A
-    // module that stores nothing, or a floor stuck too high, fails here.
+    // Warm: every hot row, written once more now (re-inserted if deleted), must be
+    // cached exactly. A module that stores nothing, or a floor stuck too high,
+    // fails here.
     let warm = if variant == Variant::Real {
+        // Deleted hot rows come back, so that every hot key has a live row to show.
         world.pg.execute(&format!(
-            "UPDATE chaos SET v = v + 1 WHERE id <= {}",
+            "INSERT INTO chaos SELECT i, 0, repeat('w', 16) FROM generate_series(1, {}) i
+             ON CONFLICT (id) DO UPDATE SET v = chaos.v + 1",
             world.keys
         ))?;
         world.wait_drained(DRAIN_TIMEOUT)?;

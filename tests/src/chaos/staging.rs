@@ -41,6 +41,8 @@ pub struct Staged {
 const ADVISORY_HOLD: i64 = 4242;
 const ADVISORY_FIRST: i64 = 4243;
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the relays may take to drain what the writers left.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Test-only instrumentation of relays' commits: a deferred constraint trigger on
 /// `vset.outbox` runs inside the COMMIT of every transaction that deleted outbox
@@ -170,7 +172,7 @@ fn wait_newer_applied(
 /// change applied and acknowledged).
 fn wait_outbox_len(world: &World, n: usize, what: &str) -> Result<(), ChaosError> {
     let mut c = world.pg.client()?;
-    let deadline = Instant::now() + STEP_TIMEOUT;
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         let have: i64 = c
             .query_one("SELECT count(*) FROM vset.outbox", &[])?
@@ -345,8 +347,17 @@ pub fn stalled_batch(
         .cloned()
         .ok_or_else(|| ChaosError::Stuck("stalled_batch: no stallable relay".into()))?;
     let mut c = world.pg.client()?;
+    // Except when the race is the backlog itself, stop the writers and let the
+    // relays catch up first: the stall then holds a fresh batch, and a long run's
+    // backlog cannot outlast the step timeouts below.
+    let nudge = what != WhileStalled::Nothing;
+    if nudge {
+        workload.halt_writers();
+        world.wait_drained(DRAIN_TIMEOUT)?;
+    }
     proxy.pause();
     let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut last_nudge: Option<Instant> = None;
     let held = loop {
         let mut found = None;
         if let (Some(pid), true) = (world.relay_pid(slot), proxy.held_bytes() > 0) {
@@ -370,6 +381,19 @@ pub fn stalled_batch(
             return Err(ChaosError::Stuck(
                 "stalled_batch: the relay never held a claimed batch in the stalled network".into(),
             ));
+        }
+        if nudge && last_nudge.is_none_or(|t| t.elapsed() > Duration::from_millis(300)) {
+            if proxy.held_bytes() > 0 {
+                // Held, but not a batch (an idle relay's cold-start check): let it
+                // through, or the relay waits for its answer and never claims.
+                proxy.resume();
+                std::thread::sleep(Duration::from_millis(20));
+                proxy.pause();
+            }
+            // Changes for the relays to claim; whichever relay claims them, only the
+            // stallable one's writes are held.
+            c.execute("UPDATE chaos SET v = v + 1 WHERE id <= $1", &[&world.keys])?;
+            last_nudge = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(5));
     };

@@ -78,12 +78,15 @@ impl CacheTarget for ClusterTarget {
             async move {
                 match commands::command_for(row) {
                     None => Ok(Outcome::Skipped),
-                    Some(cmd) => {
-                        // An error reply (e.g. WRONGTYPE) arrives as Err and fails
-                        // the batch like any other Redis error.
-                        let reply: Value = cmd.query_async(&mut conn).await?;
-                        commands::outcome_of(row, &reply)
-                    }
+                    Some(cmd) => match cmd.query_async::<Value>(&mut conn).await {
+                        Ok(reply) => commands::outcome_of(row, &reply),
+                        // WRONGTYPE/OOM concern this key only; anything else (a node
+                        // down, MOVED loops) fails the batch.
+                        Err(e) => match e.code().and_then(commands::key_error) {
+                            Some(outcome) => Ok(outcome),
+                            None => Err(e.into()),
+                        },
+                    },
                 }
             }
         }))
@@ -92,6 +95,24 @@ impl CacheTarget for ClusterTarget {
             .into_iter()
             .collect::<Result<Vec<_>>>()
             .map(Applied::Outcomes)
+    }
+
+    async fn clear_key(&mut self, row: &Claimed, resend: bool) -> Result<Outcome> {
+        let Some(key) = commands::key_of(row) else {
+            return Ok(Outcome::Skipped);
+        };
+        let mut conn = self.conn().await?;
+        let _: Value = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+        match commands::command_for(row).filter(|_| resend) {
+            None => Ok(Outcome::Forgotten),
+            Some(cmd) => match cmd.query_async::<Value>(&mut conn).await {
+                Ok(reply) => commands::outcome_of(row, &reply),
+                Err(e) => match e.code().and_then(commands::key_error) {
+                    Some(outcome) => Ok(outcome),
+                    None => Err(e.into()),
+                },
+            },
+        }
     }
 
     async fn check_cold(&mut self) -> Result<bool> {

@@ -44,10 +44,13 @@ pub fn outcome_of(row: &Claimed, reply: &Value) -> Result<Outcome> {
         Claimed::Keyless { .. } => return Ok(Outcome::Skipped),
     };
     match reply {
-        Value::ServerError(e) => Err(RelayError::RedisReply {
-            command: command.into(),
-            detail: format!("{e:?}"),
-        }),
+        Value::ServerError(e) => match key_error(e.code()) {
+            Some(outcome) => Ok(outcome),
+            None => Err(RelayError::RedisReply {
+                command: command.into(),
+                detail: format!("{e:?}"),
+            }),
+        },
         Value::Int(_) if is_del => Ok(Outcome::Forgotten),
         Value::Int(1) => Ok(Outcome::Stored),
         Value::Int(0) => Ok(Outcome::Rejected),
@@ -55,6 +58,24 @@ pub fn outcome_of(row: &Claimed, reply: &Value) -> Result<Outcome> {
             command: command.into(),
             detail: format!("expected 0 or 1, got {other:?}"),
         }),
+    }
+}
+
+/// The error replies that concern one key only, as the row's outcome.
+pub fn key_error(code: &str) -> Option<Outcome> {
+    match code {
+        "WRONGTYPE" => Some(Outcome::Foreign),
+        "OOM" => Some(Outcome::NoMemory),
+        _ => None,
+    }
+}
+
+/// The cache key a row's command targets (None: nothing is sent for it).
+pub fn key_of(row: &Claimed) -> Option<&str> {
+    match row {
+        Claimed::Change(c) => Some(&c.cache_key),
+        Claimed::Unversioned(u) => Some(&u.cache_key),
+        Claimed::Keyless { .. } => None,
     }
 }
 
@@ -93,5 +114,13 @@ mod tests {
         );
         assert!(outcome_of(&row, &Value::Int(2)).is_err());
         assert!(outcome_of(&row, &Value::Nil).is_err());
+        assert_eq!(key_error("WRONGTYPE"), Some(Outcome::Foreign));
+        assert_eq!(key_error("OOM"), Some(Outcome::NoMemory));
+        assert_eq!(key_error("ERR"), None);
+        assert_eq!(
+            key_error("NOPERM"),
+            None,
+            "ACL errors fail the batch: a config problem"
+        );
     }
 }

@@ -29,6 +29,13 @@ pub enum Outcome {
     Forgotten,
     /// A row without a cache key: nothing could be sent.
     Skipped,
+    /// The key holds a value of another type (`WRONGTYPE`), e.g. a plain `SET` left
+    /// by the cache vset replaced. Only this row failed; see
+    /// [`CacheTarget::clear_key`].
+    Foreign,
+    /// Redis refused the row for lack of memory (`OOM` under `noeviction`). Only this
+    /// row failed; see [`CacheTarget::clear_key`].
+    NoMemory,
 }
 
 /// The answer to a batch.
@@ -47,8 +54,21 @@ pub enum Applied {
 /// claim loop can run on any runtime thread; implementations write `async fn`.)
 pub trait CacheTarget: Send {
     /// Applies the batch in one round trip (per node), checking first that no node
-    /// is cold. Any transport error or error reply fails the whole batch.
+    /// is cold. A reply that concerns one key only (`WRONGTYPE`, `OOM`) becomes that
+    /// row's outcome; any other error reply or transport error fails the batch.
     fn apply(&mut self, batch: &[Claimed]) -> impl Future<Output = Result<Applied>> + Send;
+
+    /// One key refused its row ([`Outcome::Foreign`] or [`Outcome::NoMemory`]):
+    /// `DEL` the key (allowed under OOM; for a vset value it raises the key's floor),
+    /// then, when `resend`, send the row's command again and return its outcome;
+    /// otherwise the key is now a miss ([`Outcome::Forgotten`]). One bad key must
+    /// never hold back the others (invariant 11), and must never keep an older
+    /// value either.
+    fn clear_key(
+        &mut self,
+        row: &Claimed,
+        resend: bool,
+    ) -> impl Future<Output = Result<Outcome>> + Send;
 
     /// Asks every node whether it is cold, and remembers which ones are.
     /// Returns true when at least one is.

@@ -86,6 +86,34 @@ impl CacheTarget for StandaloneTarget {
         Ok(Applied::Outcomes(outcomes))
     }
 
+    async fn clear_key(&mut self, row: &Claimed, resend: bool) -> Result<Outcome> {
+        let Some(key) = commands::key_of(row) else {
+            return Ok(Outcome::Skipped);
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("DEL").arg(key);
+        let command = if resend {
+            commands::command_for(row)
+        } else {
+            None
+        };
+        if let Some(cmd) = &command {
+            pipe.add_command(cmd.clone());
+        }
+        let replies: Vec<Value> = pipe.query_async(self.conn().await?).await?;
+        if let Some(Value::ServerError(e)) = replies.first() {
+            return Err(RelayError::RedisReply {
+                command: "DEL".into(),
+                detail: format!("{e:?}"),
+            });
+        }
+        match (command, replies.get(1)) {
+            (Some(_), Some(reply)) => commands::outcome_of(row, reply),
+            _ => Ok(Outcome::Forgotten),
+        }
+    }
+
     async fn check_cold(&mut self) -> Result<bool> {
         let reply: Value = redis::cmd("VFLOOR").query_async(self.conn().await?).await?;
         Ok(floor::parse(&reply)?.cold)
