@@ -5,11 +5,12 @@
 //! what clients see when Redis (or the network to it) goes away: real I/O errors,
 //! not a simulated flag in the client.
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+use vset_tests::chaos::stall::copy_until_closed;
 
 #[derive(Clone)]
 pub struct FaultProxy {
@@ -79,22 +80,6 @@ fn pump(client: TcpStream, server: TcpStream) {
     let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    thread::spawn(move || copy(client, s2));
-    thread::spawn(move || copy(server, c2));
-}
-
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Both);
-    let _ = from.shutdown(Shutdown::Both);
+    thread::spawn(move || copy_until_closed(client, s2));
+    thread::spawn(move || copy_until_closed(server, c2));
 }

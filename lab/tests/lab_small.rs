@@ -11,6 +11,42 @@ use vset_lab::strategy;
 use vset_tests::postgres::PgCluster;
 use vset_tests::redis::{RedisOptions, RedisServer};
 
+/// Private servers and the strategies `wanted` names, with the lab's defaults.
+struct Lab {
+    pg: PgCluster,
+    _redis: RedisServer,
+    _proxy: FaultProxy,
+    strategies: std::cell::RefCell<Vec<Box<dyn strategy::Strategy>>>,
+}
+
+impl Lab {
+    fn start(keys: i32, wanted: &dyn Fn(&str) -> bool) -> Self {
+        let pg = PgCluster::start().expect("postgres");
+        pg.create_extension().expect("extension");
+        let redis = RedisServer::start(RedisOptions::new()).expect("redis");
+        let proxy = FaultProxy::start(redis.port()).expect("proxy");
+        let strategies = strategy::build(
+            &pg.url(),
+            &proxy,
+            keys,
+            strategy::Hardening::default(),
+            strategy::RELAY_OUTAGE,
+            wanted,
+        )
+        .expect("strategies");
+        Self {
+            pg,
+            _redis: redis,
+            _proxy: proxy,
+            strategies: std::cell::RefCell::new(strategies),
+        }
+    }
+
+    fn replay(&self, plan: &[schedule::Episode], keys: i32) -> Vec<Figures> {
+        replay_all(&mut self.strategies.borrow_mut(), plan, keys).expect("replay")
+    }
+}
+
 #[test]
 fn each_fault_hurts_exactly_the_strategies_it_should() {
     let keys = 20;
@@ -28,20 +64,8 @@ fn each_fault_hurts_exactly_the_strategies_it_should() {
         .filter(|e| e.fault == Fault::FillRace && !e.fill_early)
         .count() as u64;
 
-    let pg = PgCluster::start().expect("postgres");
-    pg.create_extension().expect("extension");
-    let redis = RedisServer::start(RedisOptions::new()).expect("redis");
-    let proxy = FaultProxy::start(redis.port()).expect("proxy");
-    let mut strategies = strategy::build(
-        &pg.url(),
-        &proxy,
-        keys,
-        strategy::Hardening::default(),
-        strategy::RELAY_OUTAGE,
-        |_| true,
-    )
-    .expect("strategies");
-    let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
+    let lab = Lab::start(keys, &|_| true);
+    let figures = lab.replay(&plan, keys);
     let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
     let stale = |s: &str, f: Fault| by[s].stale_by_fault.get(&f).copied().unwrap_or(0);
 
@@ -115,20 +139,8 @@ fn each_fault_hurts_exactly_the_strategies_it_should() {
 fn above_2_pow_53_the_lua_rival_goes_stale_and_vset_does_not() {
     let keys = 10;
     let plan = schedule::build(9, 40, keys, 1);
-    let pg = PgCluster::start().expect("postgres");
-    pg.create_extension().expect("extension");
-    let redis = RedisServer::start(RedisOptions::new()).expect("redis");
-    let proxy = FaultProxy::start(redis.port()).expect("proxy");
-    let mut strategies = strategy::build(
-        &pg.url(),
-        &proxy,
-        keys,
-        strategy::Hardening::default(),
-        strategy::RELAY_OUTAGE,
-        |s| matches!(s, "outbox-lua-cas" | "vset"),
-    )
-    .expect("strategies");
-    let mut c = pg.client().expect("client");
+    let lab = Lab::start(keys, &|s| matches!(s, "outbox-lua-cas" | "vset"));
+    let mut c = lab.pg.client().expect("client");
     for seq in ["lab_cas_seq", "vset.version_seq"] {
         c.execute(
             "SELECT setval($1::text::regclass, $2)",
@@ -136,7 +148,7 @@ fn above_2_pow_53_the_lua_rival_goes_stale_and_vset_does_not() {
         )
         .expect("setval");
     }
-    let figures = replay_all(&mut strategies, &plan, keys).expect("replay");
+    let figures = lab.replay(&plan, keys);
     let by: HashMap<&str, &Figures> = figures.iter().map(|f| (f.strategy.as_str(), f)).collect();
     assert!(
         by["outbox-lua-cas"].stale() > 0,

@@ -386,6 +386,21 @@ impl RedisServer {
         client.get_connection().map_err(err)
     }
 
+    /// `CONFIG SET name value` at runtime (e.g. `("maxmemory-policy", "noeviction")`).
+    pub fn config_set(&self, name: &str, value: impl ToString) -> Result<(), HarnessError> {
+        let mut con = self.client()?;
+        let value = value.to_string();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(&value)
+            .query::<()>(&mut con)
+            .map_err(|e| HarnessError::Command {
+                what: format!("CONFIG SET {name} {value}"),
+                detail: e.to_string(),
+            })
+    }
+
     /// One field of `INFO <section>` (e.g. `("replication", "master_link_status")`).
     pub fn info_field(&self, section: &str, field: &str) -> Result<Option<String>, HarnessError> {
         let mut con = self.client()?;

@@ -96,7 +96,6 @@ fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
     let Some((mut stack, addr)) = stack_with_relay() else {
         return;
     };
-    let mut con = stack.redis().client().expect("redis");
     let used: u64 = stack
         .redis()
         .info_field("memory", "used_memory")
@@ -104,18 +103,11 @@ fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
         .and_then(|v| v.parse().ok())
         .expect("used_memory");
     // Full: no new key fits, and nothing may be evicted.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query(&mut con)
+    let redis = stack.redis();
+    redis
+        .config_set("maxmemory-policy", "noeviction")
         .expect("policy");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(used / 2)
-        .query(&mut con)
-        .expect("maxmemory");
+    redis.config_set("maxmemory", used / 2).expect("maxmemory");
     let mut c = stack.pg.client().expect("pg");
     c.execute(
         "INSERT INTO public.users (id, name) SELECT g, 'new ' || g FROM generate_series(1001, 1100) g",
@@ -133,11 +125,9 @@ fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
     let report = stack.check().expect("check");
     assert!(report.stale.is_empty(), "{}", report.summary());
     // Memory back: the next change of each key is stored again.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query(&mut con)
+    stack
+        .redis()
+        .config_set("maxmemory", 0)
         .expect("maxmemory 0");
     c.execute("UPDATE public.users SET rev = rev + 1", &[])
         .expect("update all");

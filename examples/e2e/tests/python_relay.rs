@@ -360,18 +360,10 @@ fn one_bad_key_delays_only_itself() {
     assert!(relay.log().contains("WRONGTYPE"), "log:\n{}", relay.log());
 
     // Out of memory, nothing evictable: rows become misses, the queue still drains.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query(&mut con)
+    redis
+        .config_set("maxmemory-policy", "noeviction")
         .expect("policy");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(1)
-        .query(&mut con)
-        .expect("maxmemory");
+    redis.config_set("maxmemory", 1).expect("maxmemory");
     pg.execute("UPDATE users SET name = 'renamed ' || id WHERE id <= 20")
         .expect("update");
     eventually(

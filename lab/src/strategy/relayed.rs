@@ -208,18 +208,22 @@ impl RelayedStrategy {
                 "SELECT cache_key, op, version, payload FROM vset.claim(100)",
                 &[],
             )?,
-            RelayKind::OutboxLuaCas => relay.query(
-                "DELETE FROM lab_cas_q WHERE id IN
-                   (SELECT id FROM lab_cas_q ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
-                 RETURNING cache_key, 'set'::text, version, payload",
-                &[],
-            )?,
-            RelayKind::OutboxSet => relay.query(
-                "DELETE FROM lab_outbox_q WHERE id IN
-                   (SELECT id FROM lab_outbox_q ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
-                 RETURNING cache_key, 'set'::text, id, payload",
-                &[],
-            )?,
+            // The hand-written queues: the Lua rival's rows carry a version, the
+            // plain outbox's id stands in for one (it is never compared).
+            RelayKind::OutboxLuaCas | RelayKind::OutboxSet => {
+                let (queue, version) = match kind {
+                    RelayKind::OutboxLuaCas => ("lab_cas_q", "version"),
+                    _ => ("lab_outbox_q", "id"),
+                };
+                relay.query(
+                    &format!(
+                        "DELETE FROM {queue} WHERE id IN
+                           (SELECT id FROM {queue} ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+                         RETURNING cache_key, 'set'::text, {version}, payload"
+                    ),
+                    &[],
+                )?
+            }
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {

@@ -168,6 +168,30 @@ fn wait_newer_applied(
     }
 }
 
+/// The version of each id's last captured change (from the audit).
+fn last_versions(c: &mut postgres::Client, ids: &[i32]) -> Result<HashMap<i32, u64>, ChaosError> {
+    let rows = c.query(
+        "SELECT id, max(version) FROM chaos_audit WHERE id = ANY($1) GROUP BY id",
+        &[&ids],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)? as u64)))
+        .collect()
+}
+
+/// Waits until none of `ids` is in Redis (`VGET` reads an expired key, which
+/// makes Redis drop it and the module raise its floor).
+fn wait_all_gone(world: &World, ids: &[i32], what: &str) -> Result<(), ChaosError> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while cached_versions(world, ids)?.values().any(|(_, v)| *v > 0) {
+        if Instant::now() > deadline {
+            return Err(ChaosError::Stuck(format!("stalled_batch: {what}")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// Waits until the outbox holds exactly `n` rows (the held ones: every other
 /// change applied and acknowledged).
 fn wait_outbox_len(world: &World, n: usize, what: &str) -> Result<(), ChaosError> {
@@ -421,13 +445,7 @@ pub fn stalled_batch(
                 .arg("maxmemory")
                 .arg(1)
                 .query::<()>(&mut con)?;
-            let deadline = Instant::now() + STEP_TIMEOUT;
-            while cached_versions(world, &ids)?.values().any(|(_, v)| *v > 0) {
-                if Instant::now() > deadline {
-                    return Err(ChaosError::Stuck("stalled_batch: keys not evicted".into()));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_all_gone(world, &ids, "keys not evicted")?;
             redis::cmd("CONFIG")
                 .arg("SET")
                 .arg("maxmemory")
@@ -445,29 +463,13 @@ pub fn stalled_batch(
             // The tombstones are newer than anything held: wait for them, then for
             // their expiry (reading an expired key makes Redis drop it, which raises
             // its floor).
-            let tombstones: Vec<(i32, i64)> = c
-                .query(
-                    "SELECT id, max(version) FROM chaos_audit WHERE id = ANY($1) GROUP BY id",
-                    &[&ids],
-                )?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_, postgres::Error>>()?;
-            let want: HashMap<i32, u64> = tombstones
-                .iter()
-                .map(|(id, v)| (*id, (*v as u64).saturating_sub(1)))
+            let want: HashMap<i32, u64> = last_versions(&mut c, &ids)?
+                .into_iter()
+                .map(|(id, v)| (id, v.saturating_sub(1)))
                 .collect();
             wait_newer_applied(world, &want, "stalled_batch tombstones")?;
             wait_outbox_len(world, held.outbox_ids.len(), "stalled_batch")?;
-            let deadline = Instant::now() + STEP_TIMEOUT;
-            while cached_versions(world, &ids)?.values().any(|(_, v)| *v > 0) {
-                if Instant::now() > deadline {
-                    return Err(ChaosError::Stuck(
-                        "stalled_batch: tombstones did not expire".into(),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_all_gone(world, &ids, "tombstones did not expire")?;
             staged.notes.push(format!(
                 "{} tombstones expired under the held batch",
                 ids.len()
@@ -488,15 +490,8 @@ pub fn stalled_batch(
         }
         WhileStalled::Nothing => {
             // Only keys with a newer change waiting make a late write older.
-            let newest: HashMap<i32, i64> = c
-                .query(
-                    "SELECT id, max(version) FROM chaos_audit WHERE id = ANY($1) GROUP BY id",
-                    &[&ids],
-                )?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_, postgres::Error>>()?;
-            versions.retain(|id, v| newest.get(id).is_some_and(|n| *n as u64 > *v));
+            let newest = last_versions(&mut c, &ids)?;
+            versions.retain(|id, v| newest.get(id).is_some_and(|n| n > v));
             staged.keys = versions.len() as u64;
             let mut held_at: HashMap<i32, u64> = HashMap::new();
             for (id, v) in &versions {

@@ -50,7 +50,7 @@ impl StallProxy {
                 };
                 let up = p.clone();
                 thread::spawn(move || up.forward_holding(client, s2));
-                thread::spawn(move || copy(server, c2));
+                thread::spawn(move || copy_until_closed(server, c2));
             }
         });
         Ok(proxy)
@@ -103,7 +103,9 @@ impl StallProxy {
     }
 }
 
-fn copy(mut from: TcpStream, mut to: TcpStream) {
+/// Copies bytes from one socket to the other until either side closes, then
+/// closes both (the lab's outage proxy forwards with it too).
+pub fn copy_until_closed(mut from: TcpStream, mut to: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {

@@ -78,15 +78,9 @@ impl CacheTarget for ClusterTarget {
             async move {
                 match commands::command_for(row) {
                     None => Ok(Outcome::Skipped),
-                    Some(cmd) => match cmd.query_async::<Value>(&mut conn).await {
-                        Ok(reply) => commands::outcome_of(row, &reply),
-                        // WRONGTYPE/OOM concern this key only; anything else (a node
-                        // down, MOVED loops) fails the batch.
-                        Err(e) => match e.code().and_then(commands::key_error) {
-                            Some(outcome) => Ok(outcome),
-                            None => Err(e.into()),
-                        },
-                    },
+                    // WRONGTYPE/OOM concern this key only; anything else (a node
+                    // down, MOVED loops) fails the batch.
+                    Some(cmd) => commands::outcome_of_result(row, cmd.query_async(&mut conn).await),
                 }
             }
         }))
@@ -105,13 +99,7 @@ impl CacheTarget for ClusterTarget {
         let _: Value = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
         match commands::command_for(row).filter(|_| resend) {
             None => Ok(Outcome::Forgotten),
-            Some(cmd) => match cmd.query_async::<Value>(&mut conn).await {
-                Ok(reply) => commands::outcome_of(row, &reply),
-                Err(e) => match e.code().and_then(commands::key_error) {
-                    Some(outcome) => Ok(outcome),
-                    None => Err(e.into()),
-                },
-            },
+            Some(cmd) => commands::outcome_of_result(row, cmd.query_async(&mut conn).await),
         }
     }
 

@@ -61,6 +61,18 @@ pub fn outcome_of(row: &Claimed, reply: &Value) -> Result<Outcome> {
     }
 }
 
+/// The outcome of a row's command sent on its own (a cluster connection returns
+/// error replies as `Err`): [`outcome_of`] the reply, or the key-only error.
+pub fn outcome_of_result(row: &Claimed, reply: redis::RedisResult<Value>) -> Result<Outcome> {
+    match reply {
+        Ok(reply) => outcome_of(row, &reply),
+        Err(e) => match e.code().and_then(key_error) {
+            Some(outcome) => Ok(outcome),
+            None => Err(e.into()),
+        },
+    }
+}
+
 /// The error replies that concern one key only, as the row's outcome.
 pub fn key_error(code: &str) -> Option<Outcome> {
     match code {
