@@ -17,6 +17,7 @@
 //! | [`data_type`] | the `vsetvalue` type and its lifecycle callbacks (`unlink` raises floors) |
 //! | [`persistence`] | RDB save/load, floors as RDB aux data, AOF rewrite |
 //! | [`events`] | FLUSHDB/FLUSHALL and SWAPDB raise every floor |
+//! | [`installs`] | values RESTORE/RENAME/COPY/MOVE install over a newer version are not served |
 //! | [`load_discard`] | keys Redis loads and drops unseen (expired at load, RESTORE with a past TTL) raise their floor |
 //! | [`config`] | module arguments |
 //! | [`state`] | the module-wide floor table, cold flag and counters |
@@ -28,6 +29,7 @@ pub mod data;
 pub mod data_type;
 pub mod events;
 pub mod info;
+pub mod installs;
 pub mod load_discard;
 pub mod logging;
 pub mod persistence;
@@ -66,10 +68,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if commands::register::register_all(ctx) == Status::Err {
         return Status::Err;
     }
-    if events::subscribe(ctx) == Status::Err {
+    if events::subscribe(ctx) == Status::Err || installs::subscribe(ctx) == Status::Err {
         logging::warning(
             ctx.ctx,
-            "vset: refusing to load: cannot subscribe to SWAPDB",
+            "vset: refusing to load: cannot subscribe to SWAPDB or keyspace events",
         );
         return Status::Err;
     }

@@ -19,6 +19,18 @@ impl<'a> Arg<'a> {
         RedisString::string_as_slice(self.ptr)
     }
 
+    /// An argument from a Redis string that is not in `argv` (a key name a
+    /// keyspace-event callback receives).
+    ///
+    /// # Safety
+    /// `ptr` must be a valid Redis string that outlives `'a`.
+    pub unsafe fn from_raw(ptr: *mut raw::RedisModuleString) -> Self {
+        Self {
+            ptr,
+            _call: PhantomData,
+        }
+    }
+
     /// The Redis string, for module API calls that take one.
     pub fn raw(&self) -> *mut raw::RedisModuleString {
         self.ptr

@@ -8,6 +8,7 @@ use super::args::Arg;
 use super::error::CommandError;
 use super::key::OpenKey;
 use super::reply;
+use crate::installs;
 
 pub fn vget(ctx: &Context, args: &[Arg]) -> RedisResult {
     let (key, with_version) = match args {
@@ -20,6 +21,8 @@ pub fn vget(ctx: &Context, args: &[Arg]) -> RedisResult {
         None => (RedisValue::Null, 0),
         Some(k) => match k.value()? {
             None => (RedisValue::Null, 0),
+            // Installed by RESTORE/RENAME/COPY/MOVE over a newer version: a miss.
+            Some(v) if installs::hidden(key.as_slice(), v.version()) => (RedisValue::Null, 0),
             Some(v) => (
                 v.payload()
                     .map_or(RedisValue::Null, |p| RedisValue::StringBuffer(p.to_vec())),

@@ -13,6 +13,7 @@ use super::key::{now_ms, OpenKey};
 use super::origin::Origin;
 use crate::data::decision::{decide_with, Decision};
 use crate::data::version::parse_version;
+use crate::installs;
 use crate::state::{self, Counters};
 
 /// What a write stores.
@@ -102,6 +103,7 @@ pub fn run(ctx: &Context, w: Write<'_>) -> RedisResult {
     let was_empty = existing.is_none();
     key.store(existing, w.version, payload)?;
     state.saw_version(w.version);
+    installs::stored(w.key.as_slice());
 
     // A client's VDEL without EX/PX gets the configured tombstone TTL; anything the
     // master or the AOF sends carries its expiry explicitly (or has none).

@@ -157,3 +157,71 @@ fn digests_cover_version_payload_and_tombstones() {
     assert_ne!(a, e, "a tombstone is not a value");
     assert_ne!(a, "0".repeat(40), "a digest at all");
 }
+
+/// Commands that install a value at a key without asking the module — `RESTORE ...
+/// REPLACE`, `RENAME` and `COPY ... REPLACE` onto an existing vset key — must not
+/// serve a version older than the one they replaced.
+#[test]
+fn values_installed_over_a_newer_version_are_not_served() {
+    let server = warm_server();
+    let mut con = server.client().unwrap();
+    // RESTORE ... REPLACE of an older DUMP.
+    assert_eq!(vset(&mut con, "r", "2", "old-r"), 1);
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("r").query(&mut con).unwrap();
+    assert_eq!(vset(&mut con, "r", "10", "new-r"), 1);
+    let _: () = redis::cmd("RESTORE")
+        .arg("r")
+        .arg(0)
+        .arg(&dump)
+        .arg("REPLACE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        vget(&mut con, "r"),
+        None,
+        "RESTORE brought back version 2 over 10"
+    );
+    assert_eq!(vset(&mut con, "r", "9", "still-old"), 0);
+    assert_eq!(vget(&mut con, "r"), None);
+    assert_eq!(vset(&mut con, "r", "11", "v11"), 1);
+    assert_eq!(vget_int(&mut con, "r"), (Some("v11".into()), 11));
+
+    // RENAME an older value onto a newer one.
+    assert_eq!(vset(&mut con, "a", "3", "old-a"), 1);
+    assert_eq!(vset(&mut con, "b", "20", "new-b"), 1);
+    let _: () = redis::cmd("RENAME")
+        .arg("a")
+        .arg("b")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(vget(&mut con, "b"), None, "RENAME put version 3 over 20");
+    assert_eq!(vset(&mut con, "b", "21", "v21"), 1);
+    assert_eq!(vget(&mut con, "b"), Some("v21".into()));
+
+    // COPY ... REPLACE an older value onto a newer one.
+    assert_eq!(vset(&mut con, "c", "4", "old-c"), 1);
+    assert_eq!(vset(&mut con, "d", "30", "new-d"), 1);
+    let copied: i64 = redis::cmd("COPY")
+        .arg("c")
+        .arg("d")
+        .arg("REPLACE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(copied, 1);
+    assert_eq!(vget(&mut con, "d"), None, "COPY put version 4 over 30");
+    assert_eq!(
+        vget(&mut con, "c"),
+        Some("old-c".into()),
+        "the source is untouched"
+    );
+
+    // Newer over older stays served.
+    assert_eq!(vset(&mut con, "e", "5", "old-e"), 1);
+    assert_eq!(vset(&mut con, "f", "50", "newer-f"), 1);
+    let _: () = redis::cmd("RENAME")
+        .arg("f")
+        .arg("e")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(vget(&mut con, "e"), Some("newer-f".into()));
+}
