@@ -116,24 +116,16 @@ class Relay:
     def clear_refused_key(self, command, error):
         """One key refused its row; the others must not wait for it (invariant 11),
         and it must not keep an older value. The same policy as vset-relay:
+        WRONGTYPE means the key holds another type's value, e.g. a plain SET by the
+        cache vset replaced; a tracked key belongs to vset: DEL it, send the row again.
 
-        - WRONGTYPE: the key holds another type's value, e.g. a plain SET by the cache
-          vset replaced. A tracked key belongs to vset: DEL it, send the row again.
-        - OOM (noeviction at maxmemory): DEL the key (allowed under OOM), so that no
-          older value stays; the row is acknowledged as a miss.
-
-        Any other error reply fails the batch (rolled back, retried)."""
+        Any other error reply fails the batch (rolled back, retried), OOM included:
+        under noeviction it refuses every write, and a key that cannot be written
+        cannot be protected from a late older fill either."""
         key = command[1]
-        # redis-py strips the code of the errors it has a class for (OOM), not of
-        # the others (WRONGTYPE stays in the message).
-        oom = isinstance(error, redis.exceptions.OutOfMemoryError)
-        if not oom and not str(error).startswith("WRONGTYPE"):
+        if not str(error).startswith("WRONGTYPE"):
             raise error
         self.redis.delete(key)
-        if oom:
-            log.warning("redis is out of memory (OOM): deleted %s so no older value stays; "
-                        "the change is a miss", key)
-            return 0
         log.warning("%s held a value of another type (WRONGTYPE): deleted it and applied "
                     "the change", key)
         try:

@@ -49,3 +49,14 @@ pub fn freeing(value: *const std::ffi::c_void) {
         }
     }
 }
+
+/// The module frees `value` itself because a newer version replaced it (not a
+/// forget): drop the record if it is this value, so that a later block at the same
+/// address is not mistaken for it.
+pub fn replaced(value: *const std::ffi::c_void) {
+    if !value.is_null() && LAST_LOADED.load(Ordering::Acquire) == value as usize {
+        let _record = RECORD.lock().unwrap_or_else(|e| e.into_inner());
+        let _ =
+            LAST_LOADED.compare_exchange(value as usize, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+}

@@ -6,7 +6,6 @@
 //! | `vset_relay_rejected_total` | counter | rows Redis refused as stale, at/below the floor, or cold (answered 0); acked, since a miss is safe |
 //! | `vset_relay_invalid_rows_total` | counter | malformed rows turned into a tombstone/`DEL`, or skipped (no key) |
 //! | `vset_relay_foreign_replaced_total` | counter | rows whose key held a value of another type (`WRONGTYPE`): the key was deleted and the row applied |
-//! | `vset_relay_oom_dropped_total` | counter | rows Redis refused for lack of memory (`OOM`): the key was deleted (a miss) and the row acked |
 //! | `vset_relay_acked_total` | counter | rows deleted from the outbox by a committed batch |
 //! | `vset_relay_errors_total{kind}` | counter | failed rounds by cause: `postgres`, `redis`, `cold` |
 //! | `vset_relay_cold_starts_total` | counter | times the relay found the module cold and set `VFLOOR` |
@@ -38,7 +37,6 @@ pub struct Metrics {
     pub applied: IntCounter,
     pub rejected: IntCounter,
     pub foreign_replaced: IntCounter,
-    pub oom_dropped: IntCounter,
     pub invalid_rows: IntCounter,
     pub acked: IntCounter,
     pub errors: IntCounterVec,
@@ -104,11 +102,6 @@ impl Metrics {
                 &registry,
                 "vset_relay_foreign_replaced_total",
                 "Rows whose key held a value of another type (WRONGTYPE): key deleted, row applied",
-            ),
-            oom_dropped: counter(
-                &registry,
-                "vset_relay_oom_dropped_total",
-                "Rows Redis refused for lack of memory (OOM): key deleted (a miss), row acked",
             ),
             invalid_rows: counter(
                 &registry,

@@ -1,7 +1,8 @@
 //! Invariant 11: one bad key delays only itself. A key Redis refuses for that key
 //! alone — a plain string left at a tracked key by the cache vset replaced
-//! (`WRONGTYPE`), or no memory left under `noeviction` (`OOM`) — must not hold back
-//! the rows of any other key, and must not keep an older value either.
+//! (`WRONGTYPE`) — must not hold back the rows of any other key, and must not keep
+//! an older value either. No memory under `noeviction` (`OOM`) is the whole server:
+//! the batch waits, nothing is acked, nothing goes stale.
 //! (Reference relay: the examples' tests hold the Python relay to the same.)
 
 use std::time::Duration;
@@ -92,8 +93,8 @@ fn a_foreign_value_at_a_tracked_key_is_replaced_and_blocks_nothing() {
 }
 
 #[test]
-fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
-    let Some((mut stack, addr)) = stack_with_relay() else {
+fn out_of_memory_holds_the_batch_without_acking_or_going_stale() {
+    let Some((mut stack, _addr)) = stack_with_relay() else {
         return;
     };
     let used: u64 = stack
@@ -102,7 +103,9 @@ fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
         .expect("INFO")
         .and_then(|v| v.parse().ok())
         .expect("used_memory");
-    // Full: no new key fits, and nothing may be evicted.
+    // Full: no write fits, and nothing may be evicted. This is the whole server,
+    // not one key: a row must not be acked as a miss (a DEL of a missing key raises
+    // no floor, so a late older fill could then land), so the batch waits.
     let redis = stack.redis();
     redis
         .config_set("maxmemory-policy", "noeviction")
@@ -116,21 +119,22 @@ fn out_of_memory_turns_rows_into_misses_and_blocks_nothing() {
     .expect("insert");
     c.execute("UPDATE public.users SET rev = rev + 1 WHERE id <= 50", &[])
         .expect("update");
-    stack
-        .drain(Duration::from_secs(30))
-        .expect("the outbox drains although Redis is out of memory");
-    let dropped = wait_metric(&addr, "vset_relay_oom_dropped_total", 150.0);
-    assert_eq!(dropped, 150.0, "every refused row counted");
-    // Nothing older stayed: every row is either exactly cached or a miss.
-    let report = stack.check().expect("check");
-    assert!(report.stale.is_empty(), "{}", report.summary());
-    // Memory back: the next change of each key is stored again.
+    std::thread::sleep(Duration::from_secs(2));
+    let waiting: i64 = c
+        .query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("outbox")
+        .get(0);
+    // Redis lags behind meanwhile (the 50 updated keys still hold their previous
+    // version: a lag the backlog alert reports, not a stale entry left behind).
+    assert_eq!(
+        waiting, 150,
+        "nothing acked while Redis refuses every write"
+    );
+    // Memory back: the waiting changes are applied, exactly.
     stack
         .redis()
         .config_set("maxmemory", 0)
         .expect("maxmemory 0");
-    c.execute("UPDATE public.users SET rev = rev + 1", &[])
-        .expect("update all");
     stack.drain(Duration::from_secs(30)).expect("drained");
     stack
         .check()

@@ -86,6 +86,9 @@ impl OpenKey {
                 let status = raw::RedisModule_ModuleTypeReplaceValue
                     .map(|f| f(self.key, data_type::raw_type(), new, &mut replaced));
                 if status == Some(raw::REDISMODULE_OK as c_int) {
+                    // Replaced by a newer version, not forgotten: no floor, and no
+                    // record left pointing at a freed block.
+                    crate::load_discard::replaced(replaced);
                     drop(VersionedValue::from_raw(replaced));
                 }
                 status

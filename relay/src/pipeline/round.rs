@@ -103,46 +103,36 @@ impl<T: CacheTarget> Worker<T> {
     }
 
     /// Rows whose key alone refused them (invariant 11: one bad key delays only
-    /// itself, and never keeps an older value):
-    /// - `WRONGTYPE`: the key holds a value of another type, typically a plain `SET`
-    ///   from the cache vset replaced, which is older than any committed change. A
-    ///   tracked key belongs to vset: the key is deleted and the row sent again.
-    /// - `OOM` (`noeviction` at `maxmemory`): the key is deleted, so that no older
-    ///   value stays; the row is acknowledged as a miss (the next read fills it).
-    ///
-    /// Both are counted and logged with the row id and key.
+    /// itself, and never keeps an older value): `WRONGTYPE`, the key holds a value
+    /// of another type, typically a plain `SET` from the cache vset replaced, which
+    /// is older than any committed change. A tracked key belongs to vset: the key
+    /// is deleted and the row sent again; counted and logged with row id and key.
+    /// (`OOM` is not one of these: it fails the batch, see the Redis transport.)
     async fn clear_refused_keys(
         &mut self,
         batch: &[Claimed],
         mut outcomes: Vec<Outcome>,
     ) -> Result<Vec<Outcome>> {
         for (row, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-            let resend = match outcome {
-                Outcome::Foreign => true,
-                Outcome::NoMemory => false,
-                _ => continue,
-            };
+            if *outcome != Outcome::Foreign {
+                continue;
+            }
             let (id, key) = match row {
                 Claimed::Change(c) => (c.id, c.cache_key.as_str()),
                 Claimed::Unversioned(u) => (u.id, u.cache_key.as_str()),
                 Claimed::Keyless { id } => (*id, ""),
             };
-            let after = self.target.clear_key(row, resend).await?;
-            if resend {
-                self.metrics.foreign_replaced.inc();
-                tracing::warn!(id, key, outcome = ?after,
-                    "key held a value of another type (WRONGTYPE): deleted it and applied the change");
-            } else {
-                self.metrics.oom_dropped.inc();
-                tracing::warn!(id, key,
-                    "redis is out of memory (OOM): deleted the key so no older value stays; the change is a miss");
-            }
+            let after = self.target.replace_foreign(row).await?;
+            self.metrics.foreign_replaced.inc();
+            tracing::warn!(id, key, outcome = ?after,
+                "key held a value of another type (WRONGTYPE): deleted it and applied the change");
             // Still refused after the DEL: someone wrote the key again in between (an
             // application still writing plain values under a tracked prefix). The
-            // row is acknowledged; the metric and this line tell the operator.
+            // key holds no vset value, so nothing older is served by vset; the row
+            // is acknowledged and the operator told.
             *outcome = match after {
-                Outcome::Foreign | Outcome::NoMemory => {
-                    tracing::error!(id, key, outcome = ?after,
+                Outcome::Foreign => {
+                    tracing::error!(id, key,
                         "key refused the change again right after DEL: another writer uses this tracked key");
                     Outcome::Forgotten
                 }
@@ -179,7 +169,7 @@ impl<T: CacheTarget> Worker<T> {
                     self.metrics.invalid_rows.inc();
                     tracing::error!(id, "outbox row without a cache key: skipped");
                 }
-                // Cleared after WRONGTYPE/OOM: counted and logged there.
+                // Replaced after WRONGTYPE and refused again: counted and logged there.
                 (Claimed::Change(_), Outcome::Forgotten) => {}
                 (Claimed::Change(c), other) => {
                     tracing::error!(id = c.id, outcome = ?other, "unexpected outcome for a change");

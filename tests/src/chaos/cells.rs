@@ -182,7 +182,14 @@ pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
 pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<CellRow, ChaosError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
     let mut world = World::start(redis_options(cell, variant)?, size.keys)?;
-    let stallable = ["--batch-size", "20", "--idle-in-transaction-timeout", "30s"];
+    // Longer than any stall the final round can take (its waits add up to ~2 min on
+    // a slow machine): PostgreSQL must not end the held session meanwhile.
+    let stallable = [
+        "--batch-size",
+        "20",
+        "--idle-in-transaction-timeout",
+        "300s",
+    ];
     match cell {
         Cell::RelaySigkill | Cell::PostgresRestart => {
             install_commit_hold(&world, if cell == Cell::RelaySigkill { 0.1 } else { 0.0 })?;

@@ -78,8 +78,8 @@ impl CacheTarget for ClusterTarget {
             async move {
                 match commands::command_for(row) {
                     None => Ok(Outcome::Skipped),
-                    // WRONGTYPE/OOM concern this key only; anything else (a node
-                    // down, MOVED loops) fails the batch.
+                    // WRONGTYPE concerns this key only; anything else (a node
+                    // down, MOVED loops, OOM) fails the batch.
                     Some(cmd) => commands::outcome_of_result(row, cmd.query_async(&mut conn).await),
                 }
             }
@@ -91,13 +91,13 @@ impl CacheTarget for ClusterTarget {
             .map(Applied::Outcomes)
     }
 
-    async fn clear_key(&mut self, row: &Claimed, resend: bool) -> Result<Outcome> {
+    async fn replace_foreign(&mut self, row: &Claimed) -> Result<Outcome> {
         let Some(key) = commands::key_of(row) else {
             return Ok(Outcome::Skipped);
         };
         let mut conn = self.conn().await?;
         let _: Value = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
-        match commands::command_for(row).filter(|_| resend) {
+        match commands::command_for(row) {
             None => Ok(Outcome::Forgotten),
             Some(cmd) => commands::outcome_of_result(row, cmd.query_async(&mut conn).await),
         }

@@ -73,11 +73,14 @@ pub fn outcome_of_result(row: &Claimed, reply: redis::RedisResult<Value>) -> Res
     }
 }
 
-/// The error replies that concern one key only, as the row's outcome.
+/// The error replies that concern one key only, as the row's outcome. `OOM` is not
+/// one of them: under `noeviction` it refuses every write of the server, and a key
+/// that cannot be written cannot be protected either (a `DEL` of a missing key
+/// raises no floor, so a late older fill could land after memory returns); the
+/// batch fails and is retried, nothing acknowledged.
 pub fn key_error(code: &str) -> Option<Outcome> {
     match code {
         "WRONGTYPE" => Some(Outcome::Foreign),
-        "OOM" => Some(Outcome::NoMemory),
         _ => None,
     }
 }
@@ -127,7 +130,11 @@ mod tests {
         assert!(outcome_of(&row, &Value::Int(2)).is_err());
         assert!(outcome_of(&row, &Value::Nil).is_err());
         assert_eq!(key_error("WRONGTYPE"), Some(Outcome::Foreign));
-        assert_eq!(key_error("OOM"), Some(Outcome::NoMemory));
+        assert_eq!(
+            key_error("OOM"),
+            None,
+            "OOM fails the batch: it is the whole server"
+        );
         assert_eq!(key_error("ERR"), None);
         assert_eq!(
             key_error("NOPERM"),

@@ -31,11 +31,8 @@ pub enum Outcome {
     Skipped,
     /// The key holds a value of another type (`WRONGTYPE`), e.g. a plain `SET` left
     /// by the cache vset replaced. Only this row failed; see
-    /// [`CacheTarget::clear_key`].
+    /// [`CacheTarget::replace_foreign`].
     Foreign,
-    /// Redis refused the row for lack of memory (`OOM` under `noeviction`). Only this
-    /// row failed; see [`CacheTarget::clear_key`].
-    NoMemory,
 }
 
 /// The answer to a batch.
@@ -54,21 +51,16 @@ pub enum Applied {
 /// claim loop can run on any runtime thread; implementations write `async fn`.)
 pub trait CacheTarget: Send {
     /// Applies the batch in one round trip (per node), checking first that no node
-    /// is cold. A reply that concerns one key only (`WRONGTYPE`, `OOM`) becomes that
-    /// row's outcome; any other error reply or transport error fails the batch.
+    /// is cold. A reply that concerns one key only (`WRONGTYPE`) becomes that row's
+    /// outcome; any other error reply (`OOM` included) or transport error fails the
+    /// batch.
     fn apply(&mut self, batch: &[Claimed]) -> impl Future<Output = Result<Applied>> + Send;
 
-    /// One key refused its row ([`Outcome::Foreign`] or [`Outcome::NoMemory`]):
-    /// `DEL` the key (allowed under OOM; for a vset value it raises the key's floor),
-    /// then, when `resend`, send the row's command again and return its outcome;
-    /// otherwise the key is now a miss ([`Outcome::Forgotten`]). One bad key must
-    /// never hold back the others (invariant 11), and must never keep an older
-    /// value either.
-    fn clear_key(
-        &mut self,
-        row: &Claimed,
-        resend: bool,
-    ) -> impl Future<Output = Result<Outcome>> + Send;
+    /// One key refused its row because it holds another type's value
+    /// ([`Outcome::Foreign`]): `DEL` the key, then send the row's command again and
+    /// return its outcome. One bad key must never hold back the others (invariant
+    /// 11), and must never keep an older value either.
+    fn replace_foreign(&mut self, row: &Claimed) -> impl Future<Output = Result<Outcome>> + Send;
 
     /// Asks every node whether it is cold, and remembers which ones are.
     /// Returns true when at least one is.

@@ -86,18 +86,14 @@ impl CacheTarget for StandaloneTarget {
         Ok(Applied::Outcomes(outcomes))
     }
 
-    async fn clear_key(&mut self, row: &Claimed, resend: bool) -> Result<Outcome> {
+    async fn replace_foreign(&mut self, row: &Claimed) -> Result<Outcome> {
         let Some(key) = commands::key_of(row) else {
             return Ok(Outcome::Skipped);
         };
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         pipe.cmd("DEL").arg(key);
-        let command = if resend {
-            commands::command_for(row)
-        } else {
-            None
-        };
+        let command = commands::command_for(row);
         if let Some(cmd) = &command {
             pipe.add_command(cmd.clone());
         }
