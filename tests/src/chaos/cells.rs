@@ -175,10 +175,6 @@ fn redis_options(cell: Cell, variant: Variant) -> Result<RedisOptions, ChaosErro
     Ok(opts.module_args(args))
 }
 
-pub fn run_cell(cell: Cell, size: &CellSize) -> Result<CellRow, ChaosError> {
-    run_variant(cell, size, Variant::Real)
-}
-
 pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<CellRow, ChaosError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(size.seed ^ 0x5eed);
     let mut world = World::start(redis_options(cell, variant)?, size.keys)?;
@@ -301,12 +297,6 @@ pub fn run_variant(cell: Cell, size: &CellSize, variant: Variant) -> Result<Cell
         faults = evicted(&world)?;
     }
     tally.bank(Refusals::read(&world)?);
-    if std::env::var_os("VSET_CHAOS_DEBUG").is_some() {
-        let info: String = redis::cmd("INFO")
-            .arg("vset")
-            .query(&mut world.redis.client()?)?;
-        eprintln!("{info}\n{}", world.relay_log_tail());
-    }
     let report = world.verify(GRACE)?;
     let total = report.total();
     let exact = exact_state(&world, None)?;

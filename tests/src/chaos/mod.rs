@@ -30,7 +30,7 @@ pub mod world;
 
 use std::time::Duration;
 
-pub use cells::{run_cell, run_variant, Cell, Variant};
+pub use cells::{run_variant, Cell, Variant};
 pub use oracle::ExactState;
 pub use staging::Staged;
 

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use super::world::World;
 use super::ChaosError;
+use crate::convergence::CacheReader;
 use crate::redis::parse_info_field;
 use vset_verify::compare::same_payload;
 
@@ -78,44 +79,41 @@ pub fn exact_state(world: &World, max_id: Option<i32>) -> Result<ExactState, Cha
           ORDER BY a.id, a.version DESC",
         &[&max_id.unwrap_or(i32::MAX)],
     )?;
-    let mut con = world.redis.client()?;
+    let ids: Vec<i32> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let cached = cached_versions(world, &ids)?;
     let mut out = ExactState::default();
-    for chunk in rows.chunks(500) {
-        let mut pipe = redis::pipe();
-        for r in chunk {
-            let id: i32 = r.try_get(0)?;
-            pipe.cmd("VGET").arg(cache_key(id)).arg("WITHVERSION");
-        }
-        let cached: Vec<(Option<String>, u64)> = pipe.query(&mut con)?;
-        for (r, (value, version)) in chunk.iter().zip(cached) {
-            let id: i32 = r.try_get(0)?;
-            let want_version: i64 = r.try_get(1)?;
-            let op: String = r.try_get(2)?;
-            let row: Option<String> = r.try_get(3)?;
-            out.keys += 1;
-            let want_version = want_version as u64;
-            let verdict = match (op.as_str(), &row, &value) {
-                // A read-miss fill draws a fresh version for the same row image, so
-                // a version above the last change's is exact when the payload is.
-                ("set", Some(row), Some(v)) if version >= want_version && same_payload(row, v) => {
-                    Some(&mut out.exact)
-                }
-                ("set", Some(_), None) if version < want_version => Some(&mut out.missing),
-                ("del", None, None) => Some(&mut out.deleted),
-                _ => None,
-            };
-            match verdict {
-                Some(n) => *n += 1,
-                None => {
-                    out.wrong += 1;
-                    if out.examples.len() < 5 {
-                        out.examples.push(format!(
-                            "{}: last change {op} v{want_version} (row {}), cache {} v{version}",
-                            cache_key(id),
-                            row.as_deref().unwrap_or("absent"),
-                            value.as_deref().unwrap_or("nil"),
-                        ));
-                    }
+    for r in &rows {
+        let id: i32 = r.try_get(0)?;
+        let (value, version) = cached[&id].clone();
+        let want_version: i64 = r.try_get(1)?;
+        let op: String = r.try_get(2)?;
+        let row: Option<String> = r.try_get(3)?;
+        out.keys += 1;
+        let want_version = want_version as u64;
+        let verdict = match (op.as_str(), &row, &value) {
+            // A read-miss fill draws a fresh version for the same row image, so
+            // a version above the last change's is exact when the payload is.
+            ("set", Some(row), Some(v)) if version >= want_version && same_payload(row, v) => {
+                Some(&mut out.exact)
+            }
+            ("set", Some(_), None) if version < want_version => Some(&mut out.missing),
+            ("del", None, None) => Some(&mut out.deleted),
+            _ => None,
+        };
+        match verdict {
+            Some(n) => *n += 1,
+            None => {
+                out.wrong += 1;
+                if out.examples.len() < 5 {
+                    out.examples.push(format!(
+                        "{}: last change {op} v{want_version} (row {}), cache {} v{version}",
+                        cache_key(id),
+                        row.as_deref().unwrap_or("absent"),
+                        value.as_deref().unwrap_or("nil"),
+                    ));
                 }
             }
         }
@@ -167,11 +165,8 @@ pub fn cached_versions(
     world: &World,
     ids: &[i32],
 ) -> Result<HashMap<i32, (Option<String>, u64)>, ChaosError> {
-    let mut con = world.redis.client()?;
-    let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.cmd("VGET").arg(cache_key(*id)).arg("WITHVERSION");
-    }
-    let values: Vec<(Option<String>, u64)> = pipe.query(&mut con)?;
+    let keys: Vec<String> = ids.iter().map(|id| cache_key(*id)).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let values = CacheReader::standalone(&world.redis.url())?.vget_many(&keys)?;
     Ok(ids.iter().copied().zip(values).collect())
 }

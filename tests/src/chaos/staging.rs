@@ -505,17 +505,6 @@ pub fn stalled_batch(
     };
     wait_outbox_len(world, still_held, "stalled_batch")?;
     let before = Refusals::read(world)?;
-    if std::env::var_os("VSET_CHAOS_DEBUG").is_some() {
-        eprintln!(
-            "stalled_batch {what:?}: held rows {:?}, held bytes {}, cached before landing {:?}",
-            held.rows,
-            proxy.held_bytes(),
-            cached_versions(world, &ids)?
-                .iter()
-                .map(|(k, (v, ver))| (*k, v.is_some(), *ver))
-                .collect::<Vec<_>>()
-        );
-    }
     proxy.resume();
     world.signal_relay(slot, libc::SIGCONT);
     let deadline = Instant::now() + STEP_TIMEOUT;
