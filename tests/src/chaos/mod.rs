@@ -121,7 +121,8 @@ impl CellRow {
     }
 
     /// Why this run fails its cell (empty: it passes). A real run must be exact,
-    /// warm and have met its event; a control must have found stale entries.
+    /// warm and have met its event; a control must have found stale entries, among
+    /// them a late write of its final round stored.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.variant == Variant::Control {
@@ -129,6 +130,14 @@ impl CellRow {
                 p.push(format!(
                     "control found nothing stale: the cell does not test what it is named for ({:?})",
                     self
+                ));
+            }
+            if self.staged.stored == 0 {
+                // The writers' random faults may find stale values by luck; the staged
+                // round is the race itself, and a broken gate must let it through.
+                p.push(format!(
+                    "control: the final round stored no late write ({:?}): it does not reach the race it stages",
+                    self.staged
                 ));
             }
             return p;

@@ -150,11 +150,33 @@ fn wait_newer_applied(
     held: &HashMap<i32, u64>,
     what: &str,
 ) -> Result<(), ChaosError> {
+    wait_newer(world, held, what, false)
+}
+
+/// [`wait_newer_applied`], where a key Redis no longer holds also counts.
+fn wait_newer_applied_or_evicted(
+    world: &World,
+    held: &HashMap<i32, u64>,
+    what: &str,
+) -> Result<(), ChaosError> {
+    wait_newer(world, held, what, true)
+}
+
+fn wait_newer(
+    world: &World,
+    held: &HashMap<i32, u64>,
+    what: &str,
+    miss_counts: bool,
+) -> Result<(), ChaosError> {
     let ids: Vec<i32> = held.keys().copied().collect();
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
         let cached = cached_versions(world, &ids)?;
-        if ids.iter().all(|id| cached[id].1 > held[id]) {
+        let done = |id: &i32| {
+            let (payload, version) = &cached[id];
+            *version > held[id] || (miss_counts && payload.is_none() && *version == 0)
+        };
+        if ids.iter().all(done) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -283,6 +305,14 @@ pub fn held_commit(
     write_newer(world, &ids)?;
     wait_newer_applied(world, &versions, "held_commit")?;
     wait_outbox_len(world, held.rows.len(), "held_commit")?;
+    if end == CommitEnd::CrashPostgres {
+        // The relay commits its acks with `synchronous_commit = off`: a crash can
+        // roll back the newer rows' acks too, and then they are replayed after the
+        // held batch, in order (safe, but not the interleaving staged here: a
+        // control run would end fresh). Flush the WAL so that only the held batch
+        // comes back.
+        lock.execute("CHECKPOINT", &[])?;
+    }
     let mut staged = Staged {
         keys: ids.len() as u64,
         ..Default::default()
@@ -431,7 +461,10 @@ pub fn stalled_batch(
     match what {
         WhileStalled::Evict => {
             write_newer(world, &ids)?;
-            wait_newer_applied(world, &versions, "stalled_batch")?;
+            // The eviction cell's own memory pressure may evict a newer value before
+            // it is seen: a miss counts here, and the outbox wait below says that the
+            // newer rows were all applied.
+            wait_newer_applied_or_evicted(world, &versions, "stalled_batch")?;
             // Everything but the held batch acknowledged first: a batch still in
             // flight during the squeeze would fail on OOM and be retried after it.
             wait_outbox_len(world, held.outbox_ids.len(), "stalled_batch")?;
