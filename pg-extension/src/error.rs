@@ -36,6 +36,12 @@ pub enum VsetError {
         #[source]
         source: TemplateError,
     },
+    #[error("vset: key template {template:?} for {table} can render the same cache key as {other}, so one table's changes would overwrite the other's cached rows; give it a distinct literal prefix (e.g. the default '<schema>.<table>:{{key}}')")]
+    KeyOverlap {
+        table: String,
+        template: String,
+        other: String,
+    },
     #[error("vset: column {column:?} of table {table} does not exist")]
     UnknownColumn { table: String, column: String },
     #[error("vset: column {column:?} is listed twice")]
@@ -59,8 +65,20 @@ pub enum VsetError {
     Truncate { table: String },
     #[error("vset: {0}")]
     TriggerMisuse(String),
+    #[error("vset: key column {column:?} of {table} is NULL, so the row has no cache key; nothing was written. Its NOT NULL constraint was dropped after vset.track(): restore it, or vset.untrack() the table")]
+    NullKey { table: String, column: String },
+    #[error("vset: trigger {trigger:?} on {table} calls vset.capture() but is not the trigger vset.track() installed for it (its arguments differ from vset.tracked, or the table is not tracked); nothing was written. Use vset.track() to capture a table")]
+    NotInstalledByTrack { table: String, trigger: String },
     #[error("vset: the extension's {0} is missing or was altered; reinstall the extension")]
     Altered(&'static str),
+    #[error("vset: vset.version_seq must have CACHE 1, a positive INCREMENT and NO CYCLE, or versions stop following commit order; nothing was written. Run: ALTER SEQUENCE vset.version_seq CACHE 1 INCREMENT 1 NO CYCLE")]
+    SequenceAltered,
+    #[error("vset: the key ({columns}) of {table} is no longer a primary key or UNIQUE NOT NULL, immediate, non-partial index, so it cannot order writers of a row; nothing was written. Restore the key, or vset.track() the table again over a usable key (usable now: {candidates})")]
+    KeyNoLongerUnique {
+        table: String,
+        columns: String,
+        candidates: String,
+    },
     #[error("vset: SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -82,12 +100,18 @@ impl VsetError {
             | VsetError::BadMode(_)
             | VsetError::BadChannel(_)
             | VsetError::KeyArity { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            VsetError::KeyOverlap { .. } => Code::ERRCODE_DUPLICATE_OBJECT,
             VsetError::UnknownColumn { .. } => Code::ERRCODE_UNDEFINED_COLUMN,
             VsetError::DuplicateColumn { .. } => Code::ERRCODE_DUPLICATE_COLUMN,
             VsetError::NullArgument { .. } => Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             VsetError::Truncate { .. } => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             VsetError::TriggerMisuse(_) => Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            VsetError::NotInstalledByTrack { .. } => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            VsetError::NullKey { .. } => Code::ERRCODE_NOT_NULL_VIOLATION,
             VsetError::Altered(_) => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            VsetError::SequenceAltered | VsetError::KeyNoLongerUnique { .. } => {
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -6,7 +6,7 @@
 //! miss and let relays claim captured changes. A relay (the `vset-relay` crate, or
 //! any program speaking SQL) moves claimed records into Redis with `VSET key version
 //! value`, which the `vset` Redis module applies only when the version is newer.
-//! See `../shared/DESIGN.md` for the invariants and `pg-extension/README.md` for the
+//! See `docs/design.md` for the invariants and `pg-extension/README.md` for the
 //! SQL reference.
 //!
 //! | folder | job |
@@ -14,12 +14,14 @@
 //! | [`trigger`] | the Rust row trigger `vset.capture()`: key rendering, JSON payload, outbox insert, NOTIFY |
 //! | [`api`] | `vset.track/untrack/fill/claim/status/current_version` |
 //! | [`catalog`] | the extension's tables and sequence, `vset.tracked` rows, key discovery from `pg_index` |
+//! | [`canonical`] | the fixed output settings keys and payloads are rendered in |
 //! | [`guc`] | the `vset.mode` setting |
 //! | [`error`] | typed refusals with SQLSTATEs |
 
 use pgrx::prelude::*;
 
 pub mod api;
+pub mod canonical;
 pub mod catalog;
 pub mod error;
 pub mod guc;
@@ -37,6 +39,10 @@ pub extern "C-unwind" fn _PG_init() {
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_integrity;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_security;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -64,3 +64,40 @@ pub unsafe fn row_to_json(composite: pg_sys::Datum) -> pg_sys::Datum {
         pg_sys::DirectFunctionCall1Coll(Some(raw::row_to_json), pg_sys::InvalidOid, composite)
     }
 }
+
+/// `FormData_pg_sequence` (catalog/pg_sequence.h; the same in PostgreSQL 13 to 18,
+/// not in pgrx's bindings).
+#[repr(C)]
+struct FormPgSequence {
+    seqrelid: pg_sys::Oid,
+    seqtypid: pg_sys::Oid,
+    seqstart: i64,
+    seqincrement: i64,
+    seqmax: i64,
+    seqmin: i64,
+    seqcache: i64,
+    seqcycle: bool,
+}
+
+/// A sequence's (increment, cache, cycle) from the syscache; None if it is gone.
+///
+/// # Safety
+/// Call inside a transaction.
+pub unsafe fn sequence_options(relid: pg_sys::Oid) -> Option<(i64, i64, bool)> {
+    // SAFETY: syscache lookup by oid; the tuple's struct is read before release.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::SEQRELID as c_int,
+            pg_sys::Datum::from(relid),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let header = (*tuple).t_data;
+        let form =
+            (header as *const u8).add(usize::from((*header).t_hoff)) as *const FormPgSequence;
+        let options = ((*form).seqincrement, (*form).seqcache, (*form).seqcycle);
+        pg_sys::ReleaseSysCache(tuple);
+        Some(options)
+    }
+}

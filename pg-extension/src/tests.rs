@@ -7,7 +7,7 @@
 use pgrx::prelude::*;
 
 #[pg_schema]
-mod tests {
+pub(crate) mod tests {
     use pgrx::prelude::*;
 
     pgrx::extension_sql!(
@@ -25,24 +25,24 @@ $$;
         requires = ["vset_catalog"]
     );
 
-    type Record = (String, String, i64, Option<String>);
+    pub(crate) type Record = (String, String, i64, Option<String>);
 
-    fn run(q: &str) {
+    pub(crate) fn run(q: &str) {
         Spi::run(q).unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 
-    fn one<T: FromDatum + IntoDatum>(q: &str) -> Option<T> {
+    pub(crate) fn one<T: FromDatum + IntoDatum>(q: &str) -> Option<T> {
         Spi::get_one::<T>(q).unwrap_or_else(|e| panic!("{q}: {e}"))
     }
 
-    fn try_sql(q: &str) -> String {
+    pub(crate) fn try_sql(q: &str) -> String {
         Spi::get_one_with_args::<String>("SELECT tests.try_sql($1)", &[q.into()])
             .expect("try_sql")
             .expect("try_sql result")
     }
 
     /// Outbox records of `table`, in id order: (cache_key, op, version, payload).
-    fn records(table: &str) -> Vec<Record> {
+    pub(crate) fn records(table: &str) -> Vec<Record> {
         Spi::connect(|c| {
             let rows = c
                 .select(
@@ -64,14 +64,14 @@ $$;
         })
     }
 
-    fn count(table: &str) -> i64 {
+    pub(crate) fn count(table: &str) -> i64 {
         one::<i64>(&format!(
             "SELECT count(*) FROM vset.outbox WHERE tbl = '{table}'::regclass"
         ))
         .unwrap_or(0)
     }
 
-    fn users() {
+    pub(crate) fn users() {
         run("CREATE TABLE users(id int PRIMARY KEY, name text, pw text)");
         run("SELECT vset.track('users', columns => ARRAY['id','name'])");
     }

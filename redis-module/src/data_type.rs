@@ -1,7 +1,7 @@
 //! The Redis data type `vsetvalue` (type names are exactly 9 characters) and its
 //! lifecycle callbacks. The persistence callbacks live in [`crate::persistence`].
 //!
-//! Forgetting a version raises a floor (DESIGN.md invariant 4). The `unlink` callback
+//! Forgetting a version raises a floor (docs/design.md, invariant 4). The `unlink` callback
 //! is where that happens for single keys: Redis calls it whenever a key leaves the
 //! keyspace — DEL, UNLINK, expiry (values and tombstones), eviction, RENAME/MOVE of
 //! the source, overwrite by another command — on the main thread, before the value

@@ -1,7 +1,7 @@
 //! # vset-redis — the Redis module `vset`
 //!
 //! Order-safe cache writes for a Redis cache kept behind PostgreSQL (see
-//! `DESIGN.md`, invariants 3 and 4). Loaded with
+//! `docs/design.md`, invariants 3 and 4). Loaded with
 //! `redis-server --loadmodule libvset_redis.so [buckets N] [tombstone-ttl-ms N] [cold-start yes|no]`,
 //! it registers the data type `vsetvalue` (value and version stored together, in one
 //! module value) and the commands `VSET`, `VGET`, `VDEL` and `VFLOOR`. The relay

@@ -14,6 +14,7 @@
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
+use crate::canonical::CanonicalOutput;
 use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::Tracked;
 use crate::error::{OrRaise, VsetError};
@@ -115,6 +116,8 @@ fn fill(
         .iter()
         .map(|k| k.clone().unwrap_or_default().into())
         .collect();
+    // Keys and payload in the same fixed settings the capture trigger renders in.
+    let canonical = CanonicalOutput::enter();
     let table = client.update(&query, Some(1), &args)?;
     if table.is_empty() {
         return Ok(None);
@@ -125,6 +128,7 @@ fn fill(
     for i in 0..key_exprs.len() {
         parts.push(row.get::<String>(i + 2)?.unwrap_or_default());
     }
+    drop(canonical);
     // The row lock is held now: only now draw the version.
     let version = next_version(&vset_objects()?);
     Ok(Some((template.render(&parts), version, payload)))

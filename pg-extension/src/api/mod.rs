@@ -4,10 +4,12 @@
 //! | --- | --- |
 //! | [`track`] | `vset.track`, `vset.untrack` (Rust: `vset._track`, `vset._untrack`) |
 //! | [`fill`] | `vset.fill` (Rust: `vset._fill`) |
-//! | [`relay`] | `vset.claim`, `vset.current_version`, `vset.status` (SQL) |
+//! | [`relay`] | `vset.claim`, `vset.current_version` (SQL) |
+//! | [`status`] | `vset.status` (Rust: `vset._status`, lists only what the caller may read) |
 //! | [`wrappers`] | the user-facing SQL signatures over the Rust entry points |
 
 pub mod fill;
 pub mod relay;
+pub mod status;
 pub mod track;
 pub mod wrappers;

@@ -1,5 +1,5 @@
 //! The relay API, plain SQL so a relay in any language needs only SQL + `VSET`:
-//! `vset.claim(max)` and `vset.current_version()`; and `vset.status()` for operators.
+//! `vset.claim(max)` and `vset.current_version()` (`vset.status()` is in [`super::status`]).
 
 pgrx::extension_sql!(
     r#"
@@ -37,21 +37,6 @@ $$;
 COMMENT ON FUNCTION vset.current_version() IS 'Last version handed out by vset.version_seq (0 if none); relays use it for VFLOOR on a cold Redis';
 GRANT EXECUTE ON FUNCTION vset.current_version() TO PUBLIC;
 
--- Per table: how it is tracked, how many records wait for a relay, and how long the
--- oldest has waited. Tables with leftover records but no longer tracked show mode
--- 'untracked'.
-CREATE FUNCTION vset.status()
-RETURNS TABLE(tbl regclass, mode text, key_template text, channel text,
-              rows_waiting bigint, oldest_waiting interval)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(t.tbl, o.tbl), coalesce(t.mode, 'untracked'), t.key_template, t.channel,
-           coalesce(o.n, 0), o.age
-      FROM vset.tracked t
-      FULL JOIN (SELECT ob.tbl, count(*) AS n, now() - min(ob.created_at) AS age
-                   FROM vset.outbox ob GROUP BY ob.tbl) o ON o.tbl = t.tbl
-     ORDER BY coalesce(t.tbl, o.tbl)::text
-$$;
-COMMENT ON FUNCTION vset.status() IS 'Per table: tracked mode, key template, channel, outbox rows waiting, age of the oldest';
 "#,
     name = "vset_relay_api",
     requires = ["vset_catalog"]

@@ -25,6 +25,23 @@ $$;
 COMMENT ON FUNCTION vset.fill(regclass, text[]) IS
   'Read-miss fill: current row''s cache key, a version drawn under FOR SHARE, and payload; no row if absent';
 
+-- Per table: how it is tracked, how many records wait for a relay, how long the
+-- oldest has waited ('untracked': records left by a table no longer tracked). Lists
+-- only tables the caller may SELECT, or all of them for roles that may read the outbox.
+CREATE FUNCTION vset.status()
+RETURNS TABLE(tbl regclass, mode text, key_template text, channel text,
+              rows_waiting bigint, oldest_waiting interval)
+LANGUAGE sql STABLE AS $$
+    SELECT s.tbl::regclass, s.mode, s.key_template, s.channel, s.rows_waiting, s.oldest_waiting
+      FROM vset._status() s
+$$;
+COMMENT ON FUNCTION vset.status() IS 'Per table the caller may read: tracked mode, key template, channel, outbox rows waiting, age of the oldest';
+
+-- Functions that run only as triggers: CREATE TRIGGER checks EXECUTE, so only
+-- vset.track (which creates them as the extension owner) can install them.
+REVOKE ALL ON FUNCTION vset.capture() FROM PUBLIC;
+REVOKE ALL ON FUNCTION vset.refuse_truncate() FROM PUBLIC;
+
 -- Tracking is for table owners and administrators.
 REVOKE ALL ON FUNCTION vset.track(regclass, text, text[], text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vset.untrack(regclass) FROM PUBLIC;

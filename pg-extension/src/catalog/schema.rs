@@ -4,7 +4,7 @@
 pgrx::extension_sql!(
     r#"
 -- The one version source. CACHE 1 is what makes versions follow commit order
--- (DESIGN.md invariant 2): with a per-backend cache, a backend could hand out a
+-- (docs/design.md, invariant 2): with a per-backend cache, a backend could hand out a
 -- value it pre-allocated long ago, *after* another backend handed out a larger one,
 -- so a later-committing writer of the same row could carry the smaller version.
 CREATE SEQUENCE vset.version_seq AS bigint MINVALUE 1 START 1 CACHE 1 NO CYCLE;
@@ -54,6 +54,11 @@ REVOKE ALL ON vset.outbox FROM PUBLIC;
 REVOKE ALL ON vset.version_seq FROM PUBLIC;
 REVOKE ALL ON vset.tracked FROM PUBLIC;
 GRANT SELECT ON vset.tracked TO PUBLIC;
+-- Only vset.track/untrack write vset.tracked (as the extension owner, after checking
+-- that the caller owns the table); a role reads the rows of tables it may SELECT.
+ALTER TABLE vset.tracked ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable_tables ON vset.tracked FOR SELECT
+    USING (pg_catalog.has_table_privilege(tbl::oid, 'SELECT') IS TRUE);
 GRANT USAGE ON SCHEMA vset TO PUBLIC;
 "#,
     name = "vset_catalog",

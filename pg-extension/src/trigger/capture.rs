@@ -10,17 +10,20 @@
 //!   unchanged; `del` of the old key then `set` of the new one when it changed.
 //! - mode `invalidate` (table) or `SET LOCAL vset.mode = 'invalidate'` (transaction):
 //!   every `set` becomes a `del` without payload.
+//! - a row this transaction already changed again (a nested statement's capture ran
+//!   first, see [`superseded_in_this_transaction`]): no `set` of its older image.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use crate::canonical::CanonicalOutput;
 use crate::catalog::tracked::Mode;
 use crate::error::{OrRaise, VsetError};
 use crate::guc;
 use crate::trigger::notify::notify_once;
 use crate::trigger::outbox_write::{vset_objects, write_record, Op, VsetObjects};
 use crate::trigger::plan::{plan_for, CapturePlan};
-use crate::trigger::row::Row;
+use crate::trigger::row::{superseded_in_this_transaction, Row};
 
 #[pg_trigger]
 fn capture<'a>(
@@ -43,20 +46,27 @@ fn capture_row(trigger: &pgrx::PgTrigger<'_>) -> Result<(), VsetError> {
         .extra_args()
         .map_err(|e| VsetError::TriggerMisuse(format!("unreadable trigger arguments: {e}")))?;
     let rel = data.tg_relation;
-    let plan = plan_for(tg.tgoid, rel, &args)?;
+    // SAFETY: tgname is the NUL-terminated name of the firing trigger.
+    let trigger_name = unsafe { std::ffi::CStr::from_ptr(tg.tgname) }.to_string_lossy();
+    let plan = plan_for(tg.tgoid, &trigger_name, rel, &args)?;
     let objects = vset_objects()?;
     let invalidate = plan.mode == Mode::Invalidate || guc::invalidate_only();
     // SAFETY: tg_relation is open for the duration of the trigger call.
     let desc = unsafe { (*rel).rd_att };
+    let _canonical = CanonicalOutput::enter();
 
     if event.fired_by_insert() {
+        // SAFETY: tg_trigtuple is the inserted row, fetched when the event fired.
+        if unsafe { superseded_in_this_transaction(data.tg_trigtuple) } {
+            return Ok(());
+        }
         // SAFETY: for INSERT, tg_trigtuple is the new row.
         let new = unsafe { Row::deform(data.tg_trigtuple, desc) };
-        emit_current(&plan, &objects, &new, &new.cache_key(&plan), invalidate)?;
+        emit_current(&plan, &objects, &new, &new.cache_key(&plan)?, invalidate)?;
     } else if event.fired_by_delete() {
         // SAFETY: for DELETE, tg_trigtuple is the old row.
         let old = unsafe { Row::deform(data.tg_trigtuple, desc) };
-        emit(&plan, &objects, &old.cache_key(&plan), Op::Del, None)?;
+        emit(&plan, &objects, &old.cache_key(&plan)?, Op::Del, None)?;
     } else if event.fired_by_update() {
         // SAFETY: for UPDATE, tg_trigtuple is the old row and tg_newtuple the new one.
         let (old, new) = unsafe {
@@ -68,10 +78,16 @@ fn capture_row(trigger: &pgrx::PgTrigger<'_>) -> Result<(), VsetError> {
         if !new.differs_from(&old, &plan) {
             return Ok(());
         }
-        let old_key = old.cache_key(&plan);
-        let new_key = new.cache_key(&plan);
+        let old_key = old.cache_key(&plan)?;
+        let new_key = new.cache_key(&plan)?;
         if old_key != new_key {
             emit(&plan, &objects, &old_key, Op::Del, None)?;
+        }
+        // SAFETY: tg_newtuple is the updated row, fetched when the event fired.
+        if unsafe { superseded_in_this_transaction(data.tg_newtuple) } {
+            // The later change of this row in this transaction was captured already
+            // (a nested statement), with the newer image and its own version.
+            return Ok(());
         }
         emit_current(&plan, &objects, &new, &new_key, invalidate)?;
     }

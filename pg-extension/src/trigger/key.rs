@@ -135,6 +135,11 @@ impl KeyTemplate {
         t
     }
 
+    /// The parsed pieces, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     /// Placeholder column names, in template order (= `vset.fill`'s key argument order).
     pub fn columns(&self) -> &[String] {
         &self.columns

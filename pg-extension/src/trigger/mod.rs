@@ -5,6 +5,7 @@
 //! | [`capture`] | the `#[pg_trigger]` `vset.capture()` |
 //! | [`truncate_guard`] | `vset.refuse_truncate()`, the BEFORE TRUNCATE guard |
 //! | [`key`] | cache-key templates: parse, validate, render with escaping |
+//! | [`key_namespace`] | can two tables' templates render the same key (refused at track time) |
 //! | [`plan`] | per-relation cached plan (attributes, output functions, payload record type) |
 //! | [`row`] | one deformed row: its key, its JSON payload, UPDATE change detection |
 //! | [`outbox_write`] | version draw + direct heap/index insert into `vset.outbox` |
@@ -12,6 +13,7 @@
 
 pub mod capture;
 pub mod key;
+pub mod key_namespace;
 pub mod notify;
 pub mod outbox_write;
 pub mod plan;

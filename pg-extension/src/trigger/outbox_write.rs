@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
 
 use crate::error::VsetError;
-use crate::pg_internal::nextval_internal;
+use crate::pg_internal::{nextval_internal, sequence_options};
 
 /// What a record does to its cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,13 @@ pub fn vset_objects() -> Result<VsetObjects, VsetError> {
         }
         if version_seq == pg_sys::InvalidOid {
             return Err(VsetError::Altered("sequence vset.version_seq"));
+        }
+        // Versions follow commit order only when every nextval goes to the shared
+        // sequence (CACHE 1), grows, and never wraps (invariant 2). ALTER SEQUENCE
+        // sends no invalidation to anything vset caches, so look (a syscache hit).
+        match sequence_options(version_seq) {
+            Some((increment, 1, false)) if increment > 0 => {}
+            _ => return Err(VsetError::SequenceAltered),
         }
         Ok(VsetObjects {
             outbox,

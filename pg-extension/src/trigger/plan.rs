@@ -12,14 +12,18 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
 
+use crate::api::track::CAPTURE_TRIGGER;
+use crate::catalog::keys::{describe, usable_keys};
+use crate::catalog::owner::as_extension_owner;
 use crate::catalog::table::live_columns;
-use crate::catalog::tracked::Mode;
+use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::VsetError;
 use crate::trigger::key::KeyTemplate;
 
 /// One key column: where it is and how to print it.
 #[derive(Debug)]
 pub struct KeyColumn {
+    pub name: String,
     pub index: usize,
     pub typoutput: pg_sys::Oid,
 }
@@ -35,6 +39,8 @@ pub struct ComparedColumn {
 #[derive(Debug)]
 pub struct CapturePlan {
     pub relid: pg_sys::Oid,
+    /// The firing relation's name, for errors.
+    pub table: String,
     /// The tracked table (the partition root when the trigger fires on a partition).
     pub tracked: pg_sys::Oid,
     pub template: KeyTemplate,
@@ -67,6 +73,7 @@ thread_local! {
 /// The plan of trigger `tgoid` on `rel`, built on first use.
 pub fn plan_for(
     tgoid: pg_sys::Oid,
+    trigger_name: &str,
     rel: pg_sys::Relation,
     args: &[String],
 ) -> Result<Rc<CapturePlan>, VsetError> {
@@ -76,7 +83,7 @@ pub fn plan_for(
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&tgoid.to_u32()).cloned()) {
         return Ok(plan);
     }
-    let plan = Rc::new(build(rel, args)?);
+    let plan = Rc::new(build(rel, trigger_name, args)?);
     PLANS.with(|p| p.borrow_mut().insert(tgoid.to_u32(), plan.clone()));
     Ok(plan)
 }
@@ -111,7 +118,35 @@ fn relation_name(rel: pg_sys::Relation) -> String {
     }
 }
 
-fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetError> {
+/// A capture trigger writes the outbox only as `vset.track` set it up: named
+/// `vset_capture`, with exactly the template, mode, channel and payload columns that
+/// `vset.tracked` records for the tracked table. Anything else (a trigger someone
+/// created by hand, on any table, with any arguments) could write records for keys it
+/// does not own, which a relay would then put over the real cache entries.
+fn verify_installed_by_track(
+    tracked: pg_sys::Oid,
+    table: &str,
+    trigger_name: &str,
+    args: &[String],
+) -> Result<(), VsetError> {
+    let recorded = as_extension_owner(|| Spi::connect(|client| Tracked::load(client, tracked)))?;
+    let matches = recorded
+        .as_ref()
+        .is_some_and(|t| trigger_name == CAPTURE_TRIGGER && t.trigger_args().as_slice() == args);
+    if matches {
+        return Ok(());
+    }
+    Err(VsetError::NotInstalledByTrack {
+        table: table.to_string(),
+        trigger: trigger_name.to_string(),
+    })
+}
+
+fn build(
+    rel: pg_sys::Relation,
+    trigger_name: &str,
+    args: &[String],
+) -> Result<CapturePlan, VsetError> {
     if args.len() < 3 {
         return Err(VsetError::TriggerMisuse(
             "vset.capture() needs the arguments vset.track() gives it; create the trigger with vset.track()".into(),
@@ -159,7 +194,11 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
                 &mut varlena,
             )
         };
-        key.push(KeyColumn { index, typoutput });
+        key.push(KeyColumn {
+            name: col.clone(),
+            index,
+            typoutput,
+        });
     }
     let tracked = if is_partition {
         Spi::get_one_with_args::<pg_sys::Oid>(
@@ -170,6 +209,19 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
     } else {
         relid
     };
+
+    verify_installed_by_track(tracked, &table, trigger_name, args)?;
+    // Checked at track time, and again whenever the relation changed (this plan is
+    // rebuilt after every relcache invalidation: DROP NOT NULL, a dropped or replaced
+    // unique index all send one).
+    let keys = Spi::connect(|client| usable_keys(client, tracked))?;
+    if !keys.iter().any(|k| k.same_columns(template.columns())) {
+        return Err(VsetError::KeyNoLongerUnique {
+            table: table.clone(),
+            columns: template.columns().join(", "),
+            candidates: describe(&keys),
+        });
+    }
 
     let payload: Vec<usize> = if args.len() > 3 {
         args[3..]
@@ -231,6 +283,7 @@ fn build(rel: pg_sys::Relation, args: &[String]) -> Result<CapturePlan, VsetErro
 
     Ok(CapturePlan {
         relid,
+        table,
         tracked,
         template,
         key,

@@ -5,6 +5,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::error::VsetError;
 use crate::pg_internal::{datum_is_equal, row_to_json};
 use crate::trigger::plan::CapturePlan;
 
@@ -29,14 +30,17 @@ impl Row {
         }
     }
 
-    /// The cache key: each key column through its type's output function, into the template.
-    pub fn cache_key(&self, plan: &CapturePlan) -> String {
+    /// The cache key: each key column through its type's output function, into the
+    /// template. A NULL key column (its NOT NULL constraint was dropped after `track`)
+    /// is an error: there is no key to render, and `""` would collide.
+    pub fn cache_key(&self, plan: &CapturePlan) -> Result<String, VsetError> {
         let mut parts: Vec<String> = Vec::with_capacity(plan.key.len());
         for k in &plan.key {
             if self.nulls.get(k.index).copied().unwrap_or(true) {
-                // Impossible for a NOT NULL key; render nothing rather than crash.
-                parts.push(String::new());
-                continue;
+                return Err(VsetError::NullKey {
+                    table: plan.table.clone(),
+                    column: k.name.clone(),
+                });
             }
             // SAFETY: typoutput is the output function of this attribute's type.
             let text = unsafe {
@@ -47,7 +51,7 @@ impl Row {
             };
             parts.push(text);
         }
-        plan.template.render(&parts)
+        Ok(plan.template.render(&parts))
     }
 
     /// `row_to_json` of the payload columns (a json datum, in the current memory context).
@@ -76,5 +80,42 @@ impl Row {
             // SAFETY: both non-null datums of the same attribute.
             !unsafe { datum_is_equal(self.values[c.index], other.values[c.index], c.by_val, c.len) }
         })
+    }
+}
+
+/// True when this transaction already updated or deleted `tuple` again.
+///
+/// AFTER ROW events run at the end of their statement, but a nested statement (an
+/// AFTER trigger that sorts before `vset_capture` and updates the same row, an
+/// `ON UPDATE CASCADE` of a self-referencing foreign key) runs its own events first.
+/// Its capture then draws the smaller version with the newer image, and this event
+/// would draw a larger one with the older image: Redis would end on a row that no
+/// longer exists. The trigger's tuple is fetched from the heap when the event fires,
+/// so its xmax shows the later change; the capture of that change carries the row's
+/// newer image, and this (older) image must not be written.
+///
+/// # Safety
+/// `tuple` must be the heap tuple an AFTER ROW trigger was handed.
+pub unsafe fn superseded_in_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
+    // SAFETY: caller guarantees a valid heap tuple with a header.
+    unsafe {
+        let header = (*tuple).t_data;
+        let infomask = u32::from((*header).t_infomask);
+        if infomask & pg_sys::HEAP_XMAX_INVALID != 0 {
+            return false;
+        }
+        // HEAP_XMAX_IS_LOCKED_ONLY: a row lock (FOR SHARE, a foreign-key check) is no change.
+        let locked_only = infomask & pg_sys::HEAP_XMAX_LOCK_ONLY != 0
+            || infomask & (pg_sys::HEAP_XMAX_IS_MULTI | pg_sys::HEAP_LOCK_MASK)
+                == pg_sys::HEAP_XMAX_EXCL_LOCK;
+        if locked_only {
+            return false;
+        }
+        let updater = if infomask & pg_sys::HEAP_XMAX_IS_MULTI != 0 {
+            pg_sys::HeapTupleGetUpdateXid(header)
+        } else {
+            (*header).t_choice.t_heap.t_xmax
+        };
+        pg_sys::TransactionIdIsCurrentTransactionId(updater)
     }
 }

@@ -1,4 +1,4 @@
-//! The order-safety rule (DESIGN.md invariants 3 and 4) as one pure function, so the
+//! The order-safety rule (docs/design.md, invariants 3 and 4) as one pure function, so the
 //! command layer cannot get the order of the checks wrong.
 
 /// What to do with an incoming `VSET`/`VDEL` from a client.

@@ -1,4 +1,4 @@
-//! The floor table (DESIGN.md invariant 4): a fixed number of buckets, each holding
+//! The floor table (docs/design.md, invariant 4): a fixed number of buckets, each holding
 //! the highest version the module ever forgot for a key hashing into it. No per-key
 //! memory, so eviction really frees memory.
 //!

@@ -1,6 +1,6 @@
 //! The value behind a vset key: the version and the payload (or a tombstone) in one
 //! heap block that Redis holds as one module value, so they can never be observed or
-//! persisted apart (the Meta cache-race lesson in DESIGN.md).
+//! persisted apart (docs/design.md, invariant 3).
 //!
 //! One block rather than a struct plus a `Vec`: storing a new key then costs one
 //! allocation instead of two (allocations are a large share of what VSET costs more
