@@ -79,6 +79,10 @@ pub enum VsetError {
         columns: String,
         candidates: String,
     },
+    #[error("vset: vset.wait_for_commit needs vset in shared_preload_libraries (then restart PostgreSQL); without it, LISTEN on the tracked tables' channel (vset.wakeup() says which to use)")]
+    NotPreloaded,
+    #[error("vset: timeout_ms must be between 0 and {max}, not {given}")]
+    BadTimeout { given: String, max: i32 },
     #[error("vset: SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -112,6 +116,8 @@ impl VsetError {
             VsetError::SequenceAltered | VsetError::KeyNoLongerUnique { .. } => {
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
+            VsetError::NotPreloaded => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            VsetError::BadTimeout { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }
     }

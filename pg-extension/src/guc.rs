@@ -1,5 +1,6 @@
 //! `vset.mode`: `SET LOCAL vset.mode = 'invalidate'` makes every tracked table of
 //! this transaction write only `del` records (the cheap choice for bulk jobs).
+//! `vset.notify`: whether captures send NOTIFY (see [`crate::wakeup`]).
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
@@ -15,6 +16,23 @@ pub enum SessionMode {
 
 pub static MODE: GucSetting<SessionMode> = GucSetting::<SessionMode>::new(SessionMode::Set);
 
+/// `vset.notify`: whether captures send NOTIFY (see [`crate::wakeup`]).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NotifySetting {
+    /// Only when the library is not in shared_preload_libraries.
+    #[name = c"auto"]
+    Auto,
+    /// Always (for relays that LISTEN), at the cost of NOTIFY's commit lock.
+    #[name = c"on"]
+    On,
+    /// Never (relays wait on shared memory or poll).
+    #[name = c"off"]
+    Off,
+}
+
+pub static NOTIFY: GucSetting<NotifySetting> =
+    GucSetting::<NotifySetting>::new(NotifySetting::Auto);
+
 pub fn register() {
     GucRegistry::define_enum_guc(
         c"vset.mode",
@@ -24,6 +42,19 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"vset.notify",
+        c"Whether vset sends NOTIFY <channel> when a transaction captured changes: auto, on, off.",
+        c"auto (default): only when vset is not in shared_preload_libraries (then relays wait on shared memory with vset.wait_for_commit). on: also for relays that LISTEN, at the cost of NOTIFY's cluster-wide commit lock and no PREPARE TRANSACTION. off: relays poll.",
+        &NOTIFY,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+/// The session's `vset.notify`.
+pub fn notify() -> NotifySetting {
+    NOTIFY.get()
 }
 
 /// True when the session asks for invalidation-only capture.

@@ -11,7 +11,8 @@
 //!
 //! | folder | job |
 //! | --- | --- |
-//! | [`trigger`] | the Rust row trigger `vset.capture()`: key rendering, JSON payload, outbox insert, NOTIFY |
+//! | [`trigger`] | the Rust row trigger `vset.capture()`: key rendering, JSON payload, outbox insert |
+//! | [`wakeup`] | waking relays at commit: shared-memory counter + condition variable (preloaded), or NOTIFY |
 //! | [`api`] | `vset.track/untrack/fill/claim/status/current_version` |
 //! | [`catalog`] | the extension's tables and sequence, `vset.tracked` rows, key discovery from `pg_index` |
 //! | [`canonical`] | the fixed output settings keys and payloads are rendered in |
@@ -27,13 +28,15 @@ pub mod error;
 pub mod guc;
 pub mod pg_internal;
 pub mod trigger;
+pub mod wakeup;
 
 ::pgrx::pg_module_magic!(name, version);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
-    trigger::notify::register_callbacks();
+    // SAFETY: reads a flag PostgreSQL sets while loading shared_preload_libraries.
+    wakeup::init(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     trigger::plan::register_invalidation();
 }
 

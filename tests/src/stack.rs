@@ -54,6 +54,17 @@ impl Stack {
         Self::with_cache(Cache::Standalone(redis), keys)
     }
 
+    /// [`Stack::standalone`] with `vset` in PostgreSQL's `shared_preload_libraries`
+    /// (relays are woken through shared memory, no NOTIFY).
+    pub fn standalone_preloaded(keys: i32) -> Result<Self, HarnessError> {
+        let redis = RedisServer::start(RedisOptions::new())?;
+        Self::with_cache_and_pg(
+            Cache::Standalone(redis),
+            keys,
+            &[("shared_preload_libraries", "vset")],
+        )
+    }
+
     /// PostgreSQL + a Redis Cluster of `masters` nodes (module cold on each).
     pub fn cluster(masters: usize, keys: i32) -> Result<Self, HarnessError> {
         let cluster = RedisCluster::start(masters)?;
@@ -61,7 +72,15 @@ impl Stack {
     }
 
     fn with_cache(cache: Cache, keys: i32) -> Result<Self, HarnessError> {
-        let pg = PgCluster::start()?;
+        Self::with_cache_and_pg(cache, keys, &[])
+    }
+
+    fn with_cache_and_pg(
+        cache: Cache,
+        keys: i32,
+        pg_settings: &[(&str, &str)],
+    ) -> Result<Self, HarnessError> {
+        let pg = PgCluster::start_with(pg_settings)?;
         pg.create_extension()?;
         pg.execute(workload::USERS_DDL)?;
         pg.execute(&format!("SELECT vset.track('{TABLE}')"))?;

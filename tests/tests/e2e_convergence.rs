@@ -193,16 +193,34 @@ fn four_relays_share_the_outbox_and_converge() {
 /// 60 s poll interval, a committed change must still reach Redis at once.
 #[test]
 fn a_notification_wakes_the_relay_long_before_its_poll_interval() {
-    let mut stack = Stack::standalone(10).expect("stack");
+    let stack = Stack::standalone(10).expect("stack");
+    wakes_long_before_the_poll_interval(stack, "notify");
+}
+
+/// The same with vset preloaded: the relay waits on `vset.wait_for_commit` (shared
+/// memory), and no NOTIFY is sent at all.
+#[test]
+fn a_shared_memory_wakeup_wakes_the_relay_long_before_its_poll_interval() {
+    let stack = Stack::standalone_preloaded(10).expect("stack");
+    wakes_long_before_the_poll_interval(stack, "shared_memory");
+}
+
+fn wakes_long_before_the_poll_interval(mut stack: Stack, wakeup: &str) {
     stack
         .spawn_relay(&["--poll-interval", "60s"])
         .expect("relay");
     // Seeding happened after the relay was up; give it its first round.
     stack.drain(Duration::from_secs(20)).expect("seed drained");
     let mut c = stack.pg.client().expect("client");
+    let mode: String = c
+        .query_one("SELECT vset.wakeup()", &[])
+        .expect("wakeup")
+        .get(0);
+    assert_eq!(mode, wakeup);
+    c.batch_execute("LISTEN vset").expect("listen");
     let mut cache = stack.cache_reader().expect("reader");
     for round in 0..3 {
-        let name = format!("notified {round}");
+        let name = format!("woken {round}");
         c.execute(
             "UPDATE public.users SET name = $1, rev = rev + 1 WHERE id = 5",
             &[&name],
@@ -216,16 +234,36 @@ fn a_notification_wakes_the_relay_long_before_its_poll_interval() {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "round {round}: change not applied within 20 s with a 60 s poll interval\n{}",
+                "round {round}: change not applied within 20 s with a 60 s poll interval ({wakeup})\n{}",
                 stack.relay_logs(2000)
             );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    c.batch_execute("SELECT 1")
+        .expect("read pending notifications");
+    let notified = c.notifications().len();
+    assert_eq!(
+        notified > 0,
+        wakeup == "notify",
+        "NOTIFY is sent only without preload ({notified} seen)"
+    );
+    let waiters: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vset-relay-wait'",
+            &[],
+        )
+        .expect("activity")
+        .get(0);
+    assert_eq!(
+        waiters > 0,
+        wakeup == "shared_memory",
+        "a wait_for_commit session exists only with the shared-memory wake-up"
+    );
     stack
         .check()
         .expect("check")
-        .assert_exact("after notified updates");
+        .assert_exact("after woken updates");
 }
 
 /// Bad input gets a clear error and changes nothing: the relay refuses to start

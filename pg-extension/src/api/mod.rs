@@ -6,10 +6,12 @@
 //! | [`fill`] | `vset.fill` (Rust: `vset._fill`) |
 //! | [`relay`] | `vset.claim`, `vset.current_version` (SQL) |
 //! | [`status`] | `vset.status` (Rust: `vset._status`, lists only what the caller may read) |
+//! | [`wait`] | `vset.wait_for_commit`, `vset.wakeup` (how relays are woken) |
 //! | [`wrappers`] | the user-facing SQL signatures over the Rust entry points |
 
 pub mod fill;
 pub mod relay;
 pub mod status;
 pub mod track;
+pub mod wait;
 pub mod wrappers;

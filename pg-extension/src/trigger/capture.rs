@@ -20,10 +20,10 @@ use crate::canonical::CanonicalOutput;
 use crate::catalog::tracked::Mode;
 use crate::error::{OrRaise, VsetError};
 use crate::guc;
-use crate::trigger::notify::notify_once;
 use crate::trigger::outbox_write::{vset_objects, write_record, Op, VsetObjects};
 use crate::trigger::plan::{plan_for, CapturePlan};
 use crate::trigger::row::{superseded_in_this_transaction, Row};
+use crate::wakeup;
 
 #[pg_trigger]
 fn capture<'a>(
@@ -117,6 +117,6 @@ fn emit(
     payload: Option<pg_sys::Datum>,
 ) -> Result<(), VsetError> {
     write_record(objects, plan.tracked, key, op, payload)?;
-    notify_once(&plan.channel);
+    wakeup::record_written(&plan.channel);
     Ok(())
 }

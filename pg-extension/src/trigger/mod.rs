@@ -9,12 +9,10 @@
 //! | [`plan`] | per-relation cached plan (attributes, output functions, payload record type) |
 //! | [`row`] | one deformed row: its key, its JSON payload, UPDATE change detection |
 //! | [`outbox_write`] | version draw + direct heap/index insert into `vset.outbox` |
-//! | [`notify`] | at most one NOTIFY per channel per transaction, savepoint-aware |
 
 pub mod capture;
 pub mod key;
 pub mod key_namespace;
-pub mod notify;
 pub mod outbox_write;
 pub mod plan;
 pub mod row;

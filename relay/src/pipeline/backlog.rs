@@ -1,10 +1,7 @@
 //! The backlog gauge: rows waiting in `vset.outbox`, counted on a separate session
 //! every `--backlog-interval` (only when metrics are served).
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -18,11 +15,9 @@ pub async fn watch_backlog(
     mut shutdown: Shutdown,
 ) {
     let mut session: Option<PgSession> = None;
-    // Notifications on this session wake nobody; the claim loops have their own.
-    let unused_wake = Arc::new(Notify::new());
     while !shutdown.requested() {
         if session.as_ref().is_none_or(PgSession::is_closed) {
-            session = PgSession::connect(&postgres, &settings, unused_wake.clone())
+            session = PgSession::connect(&postgres, &settings, None)
                 .await
                 .map_err(|e| tracing::debug!(error = %e, "backlog session not ready"))
                 .ok();

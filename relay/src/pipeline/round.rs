@@ -16,13 +16,14 @@ impl<T: CacheTarget> Worker<T> {
             let session = PgSession::connect(
                 &self.config.postgres,
                 &self.config.session,
-                self.wake.clone(),
+                Some(self.wake.clone()),
             )
             .await?;
             tracing::info!(
                 worker = self.id,
-                "postgres session ready (LISTEN {})",
-                self.config.session.channel
+                wakeup = ?session.wakeup(),
+                channel = %self.config.session.channel,
+                "postgres session ready"
             );
             self.pg = Some(session);
         }

@@ -1,13 +1,21 @@
 //! PostgreSQL side: one session per claim loop.
 //!
-//! The session LISTENs on the extension's channel (a notification only wakes the
-//! loop up; the outbox table is the truth), claims rows with `vset.claim(max)`
-//! inside an explicit transaction, and acknowledges them with COMMIT. If the
-//! session dies, PostgreSQL rolls the transaction back and the claimed rows become
-//! claimable again: nothing is lost, the batch is simply replayed.
+//! The session claims rows with `vset.claim(max)` inside an explicit transaction
+//! and acknowledges them with COMMIT. If the session dies, PostgreSQL rolls the
+//! transaction back and the claimed rows become claimable again: nothing is lost,
+//! the batch is simply replayed.
+//!
+//! Wake-ups only save the claim loop its poll interval (the outbox table is the
+//! truth). `SELECT vset.wakeup()` says which the database offers: `shared_memory`
+//! (vset preloaded: a second connection loops on `vset.wait_for_commit`, which
+//! returns when a tracked transaction commits, without NOTIFY's commit lock),
+//! `notify` (the session LISTENs on the channel), or `poll`. An extension without
+//! `vset.wakeup()` gets LISTEN.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
 
 use futures_util::StreamExt;
 use tokio::sync::Notify;
@@ -42,41 +50,136 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// How a claim loop is woken when changes commit (`vset.wakeup()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    SharedMemory,
+    Notify,
+    Poll,
+}
+
+/// How long one `vset.wait_for_commit` call may sleep. The call holds a snapshot
+/// while it sleeps, so it is kept short; the loop simply calls again.
+const WAIT_FOR_COMMIT_MS: i32 = 2_000;
+
 pub struct PgSession {
     client: Client,
     claim: Statement,
+    wakeup: Wakeup,
+    /// The `vset.wait_for_commit` loop (shared-memory wake-up), stopped on drop.
+    waiter: Option<JoinHandle<()>>,
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        if let Some(w) = self.waiter.take() {
+            w.abort();
+        }
+    }
+}
+
+/// Connects (TLS as the URL asks) and hands every notification to `on_notify`.
+async fn connect_client(config: &Config, on_notify: Option<Arc<Notify>>) -> Result<Client> {
+    let tls = native_tls::TlsConnector::new()
+        .map_err(|e| RelayError::Config(format!("TLS setup: {e}")))?;
+    let tls = postgres_native_tls::MakeTlsConnector::new(tls);
+    let (client, mut connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if let Some(w) = &on_notify {
+                        w.notify_one();
+                    }
+                }
+                Ok(AsyncMessage::Notice(n)) => {
+                    tracing::debug!(notice = %n.message(), "postgres notice")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres session ended");
+                    break;
+                }
+            }
+        }
+        // Wake the loop so it notices the dead session right away.
+        if let Some(w) = &on_notify {
+            w.notify_one();
+        }
+    });
+    Ok(client)
+}
+
+/// What `vset.wakeup()` says (an extension without it: NOTIFY).
+async fn wakeup_of(client: &Client) -> Result<Wakeup> {
+    match client.query_one("SELECT vset.wakeup()", &[]).await {
+        Ok(row) => Ok(match row.try_get::<_, String>(0)?.as_str() {
+            "shared_memory" => Wakeup::SharedMemory,
+            "poll" => Wakeup::Poll,
+            _ => Wakeup::Notify,
+        }),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) => {
+            Ok(Wakeup::Notify)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loops on `vset.wait_for_commit` on its own connection and wakes `wake` whenever
+/// the commit counter moves. Reconnects after errors; ends when aborted.
+fn spawn_waiter(config: Config, wake: Arc<Notify>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match connect_client(&config, None).await {
+                Ok(client) => {
+                    let _ = client
+                        .batch_execute("SET application_name = 'vset-relay-wait'")
+                        .await;
+                    // -1: a value the counter never holds, so the first call returns
+                    // at once with the current count.
+                    let mut seen: i64 = -1;
+                    loop {
+                        match client
+                            .query_one(
+                                "SELECT vset.wait_for_commit($1, $2)",
+                                &[&seen, &WAIT_FOR_COMMIT_MS],
+                            )
+                            .await
+                            .and_then(|row| row.try_get::<_, i64>(0))
+                        {
+                            Ok(now) => {
+                                if seen != -1 && now != seen {
+                                    wake.notify_one();
+                                }
+                                seen = now;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "vset.wait_for_commit failed; reconnecting");
+                                // Whatever committed meanwhile: look now.
+                                wake.notify_one();
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "wake-up connection not ready"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
 }
 
 impl PgSession {
-    /// Connects, applies the session settings and LISTENs. Every notification on the
-    /// session wakes `wake` (a stored permit, so one arriving mid-batch is not lost).
+    /// Connects and applies the session settings. With `wake`, sets up the wake-up
+    /// the database offers (see the module docs): each commit then wakes `wake` (a
+    /// stored permit, so one arriving mid-batch is not lost).
     pub async fn connect(
         config: &Config,
         settings: &SessionSettings,
-        wake: Arc<Notify>,
+        wake: Option<Arc<Notify>>,
     ) -> Result<Self> {
-        let tls = native_tls::TlsConnector::new()
-            .map_err(|e| RelayError::Config(format!("TLS setup: {e}")))?;
-        let tls = postgres_native_tls::MakeTlsConnector::new(tls);
-        let (client, mut connection) = config.connect(tls).await?;
-        tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
-                    Ok(AsyncMessage::Notice(n)) => {
-                        tracing::debug!(notice = %n.message(), "postgres notice")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "postgres session ended");
-                        break;
-                    }
-                }
-            }
-            // Wake the loop so it notices the dead session right away.
-            wake.notify_one();
-        });
+        let client = connect_client(config, wake.clone()).await?;
         let timeout_ms = settings.idle_in_transaction_timeout.as_millis();
         // synchronous_commit = off for this session only: an ack (the COMMIT that
         // deletes claimed rows) need not wait for the WAL flush. If the server
@@ -87,13 +190,34 @@ impl PgSession {
             .batch_execute(&format!(
                 "SET application_name = 'vset-relay';
                  SET idle_in_transaction_session_timeout = {timeout_ms};
-                 SET synchronous_commit = off;
-                 LISTEN {};",
-                quote_ident(&settings.channel)
+                 SET synchronous_commit = off;"
             ))
             .await?;
+        let wakeup = wakeup_of(&client).await?;
+        let mut waiter = None;
+        if let Some(wake) = wake {
+            match wakeup {
+                Wakeup::SharedMemory => waiter = Some(spawn_waiter(config.clone(), wake)),
+                Wakeup::Notify => {
+                    client
+                        .batch_execute(&format!("LISTEN {}", quote_ident(&settings.channel)))
+                        .await?
+                }
+                Wakeup::Poll => {}
+            }
+        }
         let claim = client.prepare(CLAIM_SQL).await?;
-        Ok(Self { client, claim })
+        Ok(Self {
+            client,
+            claim,
+            wakeup,
+            waiter,
+        })
+    }
+
+    /// The wake-up this session uses.
+    pub fn wakeup(&self) -> Wakeup {
+        self.wakeup
     }
 
     pub fn is_closed(&self) -> bool {

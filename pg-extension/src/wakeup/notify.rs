@@ -1,4 +1,5 @@
-//! At most one `NOTIFY <channel>` per transaction, with a constant (empty) payload.
+//! At most one `NOTIFY <channel>` per transaction, with a constant (empty) payload
+//! (used when `vset.notify` asks for it, see [`super`]).
 //!
 //! NOTIFY takes a global lock at commit, so it is sent once per channel per
 //! transaction and never when nothing was captured (no capture, no call). PostgreSQL
