@@ -17,7 +17,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help deps build build-redis build-redis-release build-redis-control build-relay build-pg install install-pg install-pg-release \
         test lint test-redis test-pg test-e2e test-verify build-verify test-examples \
-        demo bench bench-redis bench-pg bench-e2e chaos lab package clean
+        demo bench bench-redis bench-pg bench-pg-commit bench-e2e chaos lab package clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -114,8 +114,12 @@ bench: bench-redis bench-pg bench-e2e ## every benchmark
 bench-redis: build-redis-release ## VSET vs SET vs Lua EVALSHA, via redis-benchmark
 	bash redis-module/bench/run.sh
 
-bench-pg: install-pg ## per-row cost: no trigger vs PL/pgSQL outbox trigger vs vset
+bench-pg: install-pg ## per-row cost, then durable commit rate: no trigger vs PL/pgSQL outbox vs vset
 	bash pg-extension/bench/run.sh
+	bash pg-extension/bench/commit_rate.sh
+
+bench-pg-commit: install-pg ## durable commit rate only (fsync on, 16 and 64 clients; CLIENTS, ROUNDS, DURATION)
+	bash pg-extension/bench/commit_rate.sh
 
 bench-e2e: build-redis-release install-pg-release ## relay drain rate and commit-to-visible latency
 	cargo build -p vset-relay --release

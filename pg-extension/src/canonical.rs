@@ -16,12 +16,15 @@
 //! | IntervalStyle | postgres |
 //! | extra_float_digits | 1 (shortest exact) |
 //! | bytea_output | hex |
+//! | quote_all_identifiers | off |
 //!
 //! The output functions read these as plain C globals, so they are swapped for the
 //! duration of the rendering and put back (on error too) by [`CanonicalOutput`]'s
 //! `Drop`: per row this costs a few stores, where a GUC nest level would cost a
-//! catalog-free but allocating `set_config_option` per setting. `money` still
-//! follows `lc_monetary` (a server-wide setting in practice).
+//! catalog-free but allocating `set_config_option` per setting. Key columns of
+//! types whose text also follows other settings (`reg*`: search_path; `money`:
+//! lc_monetary) are refused by `vset.track`; in payloads they render as the
+//! writing session's settings say.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -70,6 +73,7 @@ pub struct CanonicalOutput {
     interval_style: c_int,
     extra_float_digits: c_int,
     bytea_output: c_int,
+    quote_all_identifiers: bool,
     timezone: *mut pg_sys::pg_tz,
 }
 
@@ -83,8 +87,10 @@ impl CanonicalOutput {
                 interval_style: pg_sys::IntervalStyle,
                 extra_float_digits: pg_sys::extra_float_digits,
                 bytea_output: raw::bytea_output,
+                quote_all_identifiers: pg_sys::quote_all_identifiers,
                 timezone: pg_sys::session_timezone,
             };
+            pg_sys::quote_all_identifiers = false;
             pg_sys::DateStyle = pg_sys::USE_ISO_DATES as c_int;
             pg_sys::IntervalStyle = pg_sys::INTSTYLE_POSTGRES as c_int;
             pg_sys::extra_float_digits = SHORTEST_EXACT_FLOATS;
@@ -105,6 +111,7 @@ impl Drop for CanonicalOutput {
             pg_sys::IntervalStyle = self.interval_style;
             pg_sys::extra_float_digits = self.extra_float_digits;
             raw::bytea_output = self.bytea_output;
+            pg_sys::quote_all_identifiers = self.quote_all_identifiers;
             pg_sys::session_timezone = self.timezone;
         }
     }

@@ -42,6 +42,14 @@ pub enum VsetError {
         template: String,
         other: String,
     },
+    #[error("vset: key column {column:?} of {table} has a type whose text form depends on session settings (reg* types follow search_path, money follows lc_monetary), so two sessions could render different keys for one row; key the template on another unique column")]
+    KeyTypeDependsOnSettings { table: String, column: String },
+    #[error("vset: {table} is a {kind} table: crash recovery or the end of its session empties it without a row trigger firing, which would leave its cached rows stale; {remedy}")]
+    NotDurable {
+        table: String,
+        kind: &'static str,
+        remedy: &'static str,
+    },
     #[error("vset: column {column:?} of table {table} does not exist")]
     UnknownColumn { table: String, column: String },
     #[error("vset: column {column:?} is listed twice")]
@@ -105,6 +113,9 @@ impl VsetError {
             | VsetError::BadChannel(_)
             | VsetError::KeyArity { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             VsetError::KeyOverlap { .. } => Code::ERRCODE_DUPLICATE_OBJECT,
+            VsetError::KeyTypeDependsOnSettings { .. } | VsetError::NotDurable { .. } => {
+                Code::ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             VsetError::UnknownColumn { .. } => Code::ERRCODE_UNDEFINED_COLUMN,
             VsetError::DuplicateColumn { .. } => Code::ERRCODE_DUPLICATE_COLUMN,
             VsetError::NullArgument { .. } => Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,

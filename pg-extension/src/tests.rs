@@ -279,7 +279,7 @@ $$;
         run("ALTER TABLE ev ATTACH PARTITION ev_us FOR VALUES IN ('us')");
         assert_eq!(
             try_sql("SELECT vset.track('ev_eu')"),
-            "42809: vset: public.ev_eu is a partition of ev; track ev instead (its trigger covers every partition)"
+            "42809: vset: public.ev_eu is a partition of public.ev; track public.ev instead (its trigger covers every partition)"
         );
         run("SELECT vset.track('ev')");
         run("CREATE TABLE ev_ap PARTITION OF ev FOR VALUES IN ('ap')"); // after track

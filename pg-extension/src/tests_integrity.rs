@@ -185,4 +185,51 @@ mod tests {
         }
         assert_eq!(try_sql("INSERT INTO s VALUES (2)"), "ok");
     }
+
+    /// Audit finding: a nested update that changes no captured column captures
+    /// nothing, so the outer event must still write its change.
+    #[pg_test]
+    fn a_nested_update_of_an_uncaptured_column_does_not_lose_the_change() {
+        run("CREATE TABLE doc(id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0)");
+        run("SELECT vset.track('doc', columns => ARRAY['id', 'body'])");
+        run(
+            "CREATE FUNCTION audit_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF pg_trigger_depth() = 1 THEN
+                 UPDATE doc SET touched = touched + 1 WHERE id = NEW.id;
+               END IF;
+               RETURN NULL;
+             END $$",
+        );
+        run("CREATE TRIGGER audit_touch AFTER INSERT OR UPDATE ON doc FOR EACH ROW EXECUTE FUNCTION audit_touch()");
+        run("INSERT INTO doc VALUES (1, 'v1')");
+        let (last, _) = last_set_and_row("doc", "public.doc:1", "SELECT 1::text");
+        assert_eq!(
+            last.as_deref(),
+            Some(r#"{"id":1,"body":"v1"}"#),
+            "after INSERT"
+        );
+        run("UPDATE doc SET body = 'v2' WHERE id = 1");
+        let (last, _) = last_set_and_row("doc", "public.doc:1", "SELECT 1::text");
+        assert_eq!(
+            last.as_deref(),
+            Some(r#"{"id":1,"body":"v2"}"#),
+            "after UPDATE"
+        );
+        // A nested DELETE: no set after the del.
+        run(
+            "CREATE OR REPLACE FUNCTION audit_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF pg_trigger_depth() = 1 THEN DELETE FROM doc WHERE id = NEW.id; END IF;
+               RETURN NULL;
+             END $$",
+        );
+        run("UPDATE doc SET body = 'v3' WHERE id = 1");
+        let last_op = records("doc")
+            .into_iter()
+            .filter(|r| r.0 == "public.doc:1")
+            .max_by_key(|r| r.2)
+            .map(|r| r.1);
+        assert_eq!(last_op.as_deref(), Some("del"));
+    }
 }

@@ -263,4 +263,107 @@ mod tests {
         run("CREATE TABLE lone(name text PRIMARY KEY)");
         assert!(try_sql("SELECT vset.track('lone', '{name}')").starts_with("42710: "));
     }
+
+    /// Audit finding: TableInfo::load ran under the caller's search_path, so a
+    /// caller's `=(oid, oid)` could answer "who owns this table".
+    #[pg_test]
+    fn the_callers_operators_cannot_answer_vsets_catalog_questions() {
+        victim_and_attacker();
+        run("CREATE TABLE mine(id int PRIMARY KEY)");
+        run("ALTER TABLE mine OWNER TO vset_attacker");
+        run("GRANT EXECUTE ON FUNCTION vset.untrack(regclass) TO vset_attacker");
+        run("GRANT EXECUTE ON FUNCTION vset._untrack(oid) TO vset_attacker");
+        run("CREATE SCHEMA evil AUTHORIZATION vset_attacker");
+        let victim = one::<i64>("SELECT 'users'::regclass::oid::bigint").unwrap_or(0);
+        let mine = one::<i64>("SELECT 'mine'::regclass::oid::bigint").unwrap_or(0);
+        // "users" answers as "mine" (which the attacker owns) to evil's `=`.
+        run("SET LOCAL ROLE vset_attacker");
+        run(&format!(
+            "CREATE FUNCTION evil.oideq(a oid, b oid) RETURNS bool LANGUAGE sql IMMUTABLE AS
+               $$ SELECT CASE WHEN b OPERATOR(pg_catalog.=) {victim}::oid
+                              THEN a OPERATOR(pg_catalog.=) {mine}::oid
+                              ELSE a OPERATOR(pg_catalog.=) b END $$"
+        ));
+        run("CREATE OPERATOR evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = evil.oideq)");
+        run("SET LOCAL search_path = evil, pg_catalog, tests");
+        let got = try_sql(&format!("SELECT vset._untrack({victim})"));
+        run("RESET search_path");
+        run("RESET ROLE");
+        assert_eq!(
+            got,
+            "42501: vset: must be owner of table public.users to track or untrack it"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vset.tracked WHERE tbl = 'users'::regclass"),
+            Some(1)
+        );
+    }
+
+    /// Audit finding: the capture plan's catalog queries ran as the writer under
+    /// the writer's search_path, so a superuser's first write to a tracked table
+    /// could run a function any role with CREATE on public had defined.
+    #[pg_test]
+    fn a_privileged_writer_runs_no_function_of_another_role() {
+        victim_and_attacker();
+        run("CREATE TABLE pwned(who text)");
+        run("GRANT INSERT ON pwned TO PUBLIC");
+        run("SET LOCAL ROLE vset_attacker");
+        run(
+            "CREATE FUNCTION public.unnest(int2[]) RETURNS SETOF int2 LANGUAGE sql AS
+               $$ INSERT INTO public.pwned VALUES (current_user); SELECT pg_catalog.unnest($1) $$",
+        );
+        run("RESET ROLE");
+        run("CREATE TABLE fresh(id int PRIMARY KEY)");
+        run("SELECT vset.track('fresh')");
+        run("SET LOCAL search_path = public, pg_catalog, tests");
+        run("INSERT INTO fresh VALUES (1)");
+        run("RESET search_path");
+        assert_eq!(one::<i64>("SELECT count(*) FROM pwned"), Some(0));
+        assert_eq!(count("fresh"), 1);
+    }
+
+    /// Audit finding: the namespace check ran only at track time and classified
+    /// types by name.
+    #[pg_test]
+    fn a_key_type_changed_or_spoofed_after_track_cannot_reach_another_namespace() {
+        victim_and_attacker();
+        run("CREATE TABLE n(id int PRIMARY KEY, v text)");
+        assert_eq!(
+            try_sql("SELECT vset.track('n', '{id}')"),
+            "ok",
+            "integers never print 'public.users:'"
+        );
+        run("ALTER TABLE n ALTER COLUMN id TYPE text");
+        let before = one::<i64>("SELECT count(*) FROM vset.outbox").unwrap_or(-1);
+        assert!(
+            try_sql("INSERT INTO n VALUES ('public.users:42', 'forged')").starts_with(
+                "42710: vset: key template \"{id}\" for n can render the same cache key as"
+            )
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM vset.outbox"), Some(before));
+        // A type spelled like a built-in one, in another schema, is not one.
+        run("CREATE SCHEMA spoof");
+        run("CREATE TYPE spoof.int8 AS ENUM ('public.users:7')");
+        run("CREATE TABLE s2(id spoof.int8 PRIMARY KEY)");
+        assert!(try_sql("SELECT vset.track('s2', '{id}')").starts_with("42710: "));
+        // Key types whose text follows search_path are refused outright.
+        run("CREATE TABLE cfg(rel regclass PRIMARY KEY, v text)");
+        assert_eq!(
+            try_sql("SELECT vset.track('cfg')"),
+            "0A000: vset: key column \"rel\" of public.cfg has a type whose text form depends on session settings (reg* types follow search_path, money follows lc_monetary), so two sessions could render different keys for one row; key the template on another unique column"
+        );
+    }
+
+    #[pg_test]
+    fn temporary_and_unlogged_tables_are_refused() {
+        run("CREATE TEMP TABLE tmp(id int PRIMARY KEY)");
+        assert!(try_sql("SELECT vset.track('tmp')").starts_with("0A000: vset: pg_temp_"));
+        assert!(try_sql("SELECT vset.track('tmp')").contains("is a temporary table"));
+        run("CREATE UNLOGGED TABLE ul(id int PRIMARY KEY)");
+        assert_eq!(
+            try_sql("SELECT vset.track('ul')"),
+            "0A000: vset: public.ul is a unlogged table: crash recovery or the end of its session empties it without a row trigger firing, which would leave its cached rows stale; ALTER TABLE … SET LOGGED first"
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
+    }
 }

@@ -547,3 +547,36 @@ fn pg_dump_and_restore_keep_tracking_outbox_and_sequence() {
         Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED)
     );
 }
+
+/// Two `vset.track` calls with overlapping templates, at the same time: the second
+/// waits for the first (a lock on `vset.tracked`) and is then refused, instead of
+/// both passing the namespace check before either row exists.
+#[test]
+fn concurrent_tracks_with_overlapping_templates_cannot_both_succeed() {
+    let pg = PgCluster::start().expect("start postgres");
+    pg.create_extension().expect("CREATE EXTENSION vset");
+    let mut first = pg.client().expect("first");
+    first
+        .batch_execute("CREATE TABLE a(id int PRIMARY KEY); CREATE TABLE b(id int PRIMARY KEY);")
+        .expect("tables");
+    first
+        .batch_execute("BEGIN; SELECT vset.track('a', 'shared:{id}');")
+        .expect("first track");
+    let url = pg.url();
+    let second = std::thread::spawn(move || {
+        let mut c = Client::connect(&url, postgres::NoTls).expect("second");
+        c.batch_execute("SELECT vset.track('b', 'shared:{id}')")
+            .map_err(|e| vset_tests::postgres::db_error_text(&e))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!second.is_finished(), "the second track waits for the first");
+    first.batch_execute("COMMIT").expect("commit");
+    let got = second.join().expect("second thread");
+    let err = got.expect_err("overlapping template refused");
+    assert!(err.starts_with("42710: vset: key template \"shared:{id}\" for public.b"), "{err}");
+    let n: i64 = first
+        .query_one("SELECT count(*) FROM vset.tracked", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1);
+}

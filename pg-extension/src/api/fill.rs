@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
 use crate::canonical::CanonicalOutput;
+use crate::catalog::owner::with_pinned_search_path;
 use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::Tracked;
 use crate::error::{OrRaise, VsetError};
@@ -49,9 +50,15 @@ fn fill(
     tbl: pg_sys::Oid,
     key: Vec<Option<String>>,
 ) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
-    let info = TableInfo::load(client, tbl)?;
-    let tracked = Tracked::load(client, tbl)?.ok_or_else(|| VsetError::NotTracked {
-        table: info.qualified.clone(),
+    // What vset reads about the table is read under a pinned search_path; the row
+    // query below runs under the caller's (its key type's operators may live in
+    // the caller's schemas, e.g. citext).
+    let (info, tracked) = with_pinned_search_path(|| {
+        let info = TableInfo::load(client, tbl)?;
+        let tracked = Tracked::load(client, tbl)?.ok_or_else(|| VsetError::NotTracked {
+            table: info.qualified.clone(),
+        })?;
+        Ok::<_, VsetError>((info, tracked))
     })?;
     if key.len() != tracked.key_columns.len() {
         return Err(VsetError::KeyArity {
@@ -71,19 +78,23 @@ fn fill(
     let mut conditions = Vec::new();
     let mut key_exprs = Vec::new();
     for (i, col) in tracked.key_columns.iter().enumerate() {
-        let ty = client
-            .select(
-                "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
-                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-                Some(1),
-                &[tbl.into(), col.clone().into()],
-            )?
-            .first()
-            .get_one::<String>()?
-            .ok_or_else(|| VsetError::UnknownColumn {
-                table: info.qualified.clone(),
-                column: col.clone(),
-            })?;
+        // format_type under the pinned path qualifies every type not in pg_catalog.
+        let ty = with_pinned_search_path(|| {
+            client
+                .select(
+                    "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
+                      WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) $2
+                        AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
+                    Some(1),
+                    &[tbl.into(), col.clone().into()],
+                )?
+                .first()
+                .get_one::<String>()
+        })?
+        .ok_or_else(|| VsetError::UnknownColumn {
+            table: info.qualified.clone(),
+            column: col.clone(),
+        })?;
         if key[i].is_none() {
             return Err(VsetError::NullArgument {
                 what: "a key value",

@@ -12,12 +12,12 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
 
 use crate::catalog::keys::{describe, usable_keys};
-use crate::catalog::owner::{as_extension_owner, caller};
+use crate::catalog::namespaces::{check_key_types, refuse_overlapping_keys};
+use crate::catalog::owner::{as_extension_owner, caller, with_pinned_search_path};
 use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::{OrRaise, VsetError};
 use crate::trigger::key::KeyTemplate;
-use crate::trigger::key_namespace::{can_overlap, ValueClass};
 
 /// Name of the row trigger vset installs.
 pub const CAPTURE_TRIGGER: &str = "vset_capture";
@@ -35,15 +35,17 @@ fn track_internal(
     replace: Option<bool>,
 ) -> String {
     Spi::connect_mut(|client| {
-        track(
-            client,
-            tbl.ok_or(VsetError::NullArgument { what: "tbl" })?,
-            key_template,
-            columns,
-            mode.as_deref().unwrap_or("set"),
-            channel.as_deref().unwrap_or("vset"),
-            replace.unwrap_or(false),
-        )
+        with_pinned_search_path(|| {
+            track(
+                client,
+                tbl.ok_or(VsetError::NullArgument { what: "tbl" })?,
+                key_template,
+                columns,
+                mode.as_deref().unwrap_or("set"),
+                channel.as_deref().unwrap_or("vset"),
+                replace.unwrap_or(false),
+            )
+        })
     })
     .or_raise()
 }
@@ -83,6 +85,26 @@ fn track(
         return Err(VsetError::NotOwner {
             table: info.qualified,
         });
+    }
+    match info.persistence.as_str() {
+        // A temporary table vanishes with its session (no sql_drop event, so its
+        // catalog row would stay); an unlogged one is emptied by crash recovery
+        // without a record, leaving every cached row stale.
+        "t" => {
+            return Err(VsetError::NotDurable {
+                table: info.qualified,
+                kind: "temporary",
+                remedy: "use an ordinary table",
+            })
+        }
+        "u" => {
+            return Err(VsetError::NotDurable {
+                table: info.qualified,
+                kind: "unlogged",
+                remedy: "ALTER TABLE … SET LOGGED first",
+            })
+        }
+        _ => {}
     }
     // The caller owns the table: the rest (trigger, catalog row) is the extension's.
     let caller = caller();
@@ -181,7 +203,14 @@ fn track_owned(
         }
     };
 
-    refuse_overlapping_keys(client, info, &template, caller)?;
+    // Serialises tracks, so two of them cannot both pass the check below.
+    client.update(
+        "LOCK TABLE vset.tracked IN SHARE ROW EXCLUSIVE MODE",
+        None,
+        &[],
+    )?;
+    check_key_types(client, info.oid, &info.qualified, template.columns())?;
+    refuse_overlapping_keys(client, info.oid, &info.qualified, &template, caller)?;
 
     let tracked = Tracked {
         key_template: template.to_string(),
@@ -227,78 +256,6 @@ fn track_owned(
     Ok(tracked.key_template)
 }
 
-/// Value classes of `columns` of table `tbl`, in that order.
-fn value_classes(
-    client: &SpiClient<'_>,
-    tbl: pg_sys::Oid,
-    columns: &[String],
-) -> Result<Vec<ValueClass>, VsetError> {
-    let mut out = Vec::with_capacity(columns.len());
-    for c in columns {
-        let ty = client
-            .select(
-                "SELECT ty.typname::text FROM pg_catalog.pg_attribute a
-                   JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-                  WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
-                Some(1),
-                &[tbl.into(), c.clone().into()],
-            )?
-            .first()
-            .get_one::<String>()?;
-        out.push(ValueClass::of_type(ty.as_deref().unwrap_or("")));
-    }
-    Ok(out)
-}
-
-/// Refuses `template` for `info` when another tracked table's template can render
-/// one of its keys (see [`crate::trigger::key_namespace`]). Runs as the extension
-/// owner, so it sees every tracked table; it names the other table only to a caller
-/// who may read it.
-fn refuse_overlapping_keys(
-    client: &SpiClient<'_>,
-    info: &TableInfo,
-    template: &KeyTemplate,
-    caller: pg_sys::Oid,
-) -> Result<(), VsetError> {
-    let ours = value_classes(client, info.oid, template.columns())?;
-    let others = client.select(
-        "SELECT t.tbl::oid, t.tbl::text, t.key_template, t.key_columns,
-                pg_catalog.has_table_privilege($2, t.tbl::oid, 'SELECT') IS TRUE
-           FROM vset.tracked t WHERE t.tbl::oid <> $1",
-        None,
-        &[info.oid.into(), caller.into()],
-    )?;
-    let mut rows = Vec::new();
-    for row in others {
-        rows.push((
-            row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
-            row.get::<String>(2)?.unwrap_or_default(),
-            row.get::<String>(3)?.unwrap_or_default(),
-            row.get::<Vec<String>>(4)?.unwrap_or_default(),
-            row.get::<bool>(5)?.unwrap_or(false),
-        ));
-    }
-    for (oid, name, other_text, other_columns, visible) in rows {
-        // A template that no longer parses cannot capture either; nothing to guard.
-        let Ok(other) = KeyTemplate::parse(&other_text) else {
-            continue;
-        };
-        let theirs = value_classes(client, oid, &other_columns)?;
-        if can_overlap(template, &ours, &other, &theirs) {
-            return Err(VsetError::KeyOverlap {
-                table: info.qualified.clone(),
-                template: template.to_string(),
-                other: if visible {
-                    format!("{name} (template {other_text:?})")
-                } else {
-                    "that of a tracked table you may not read".into()
-                },
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Drops vset's triggers from a table and the given partitions (quoted names).
 pub fn drop_triggers(
     client: &mut SpiClient<'_>,
@@ -332,22 +289,24 @@ pub fn drop_triggers(
 #[pg_extern(name = "_untrack")]
 fn untrack_internal(tbl: Option<pg_sys::Oid>) {
     Spi::connect_mut(|client| {
-        let tbl = tbl.ok_or(VsetError::NullArgument { what: "tbl" })?;
-        let info = TableInfo::load(client, tbl)?;
-        if !info.owned {
-            return Err(VsetError::NotOwner {
-                table: info.qualified,
-            });
-        }
-        as_extension_owner(|| {
-            if Tracked::load(client, tbl)?.is_none() {
-                return Err(VsetError::NotTracked {
-                    table: info.qualified.clone(),
+        with_pinned_search_path(|| {
+            let tbl = tbl.ok_or(VsetError::NullArgument { what: "tbl" })?;
+            let info = TableInfo::load(client, tbl)?;
+            if !info.owned {
+                return Err(VsetError::NotOwner {
+                    table: info.qualified,
                 });
             }
-            let partitions = info.partitions(client)?;
-            drop_triggers(client, &info.qualified, &partitions)?;
-            Tracked::delete(client, tbl)
+            as_extension_owner(|| {
+                if Tracked::load(client, tbl)?.is_none() {
+                    return Err(VsetError::NotTracked {
+                        table: info.qualified.clone(),
+                    });
+                }
+                let partitions = info.partitions(client)?;
+                drop_triggers(client, &info.qualified, &partitions)?;
+                Tracked::delete(client, tbl)
+            })
         })
     })
     .or_raise()

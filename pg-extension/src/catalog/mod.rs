@@ -1,11 +1,13 @@
 //! What vset stores and what it reads from the system catalogs: its own tables and
 //! sequence ([`schema`]), the rows of `vset.tracked` ([`tracked`]), facts about a
-//! user table ([`table`]), which of its keys can serve as cache keys ([`keys`]), the
+//! user table ([`table`]), which of its keys can serve as cache keys ([`keys`]), key types and
+//! namespaces ([`namespaces`]), the
 //! cleanup of catalog rows of dropped tables ([`cleanup`]), and catalog work done as
 //! the extension's owner once the caller's rights were checked ([`owner`]).
 
 pub mod cleanup;
 pub mod keys;
+pub mod namespaces;
 pub mod owner;
 pub mod schema;
 pub mod table;

@@ -33,33 +33,75 @@ fn extension_owner() -> Result<pg_sys::Oid, VsetError> {
     .ok_or(VsetError::Altered("extension record"))
 }
 
-/// Undoes the switch; on the normal path only (see [`as_extension_owner`]).
-struct Switched {
-    user: pg_sys::Oid,
-    context: i32,
+/// A GUC nest level with `search_path` pinned; popped on drop (normal path only:
+/// when an ERROR unwinds through here, (sub)transaction abort pops it, and calling
+/// into the GUC code mid-abort is not safe).
+struct PinnedSearchPath {
     guc_level: i32,
 }
 
-impl Drop for Switched {
-    fn drop(&mut self) {
-        // SAFETY: restores the identity saved before the switch. When an ERROR is
-        // unwinding through here, (sub)transaction abort pops the GUC level itself,
-        // and calling into the GUC code mid-abort is not safe: leave it to abort.
+impl PinnedSearchPath {
+    fn enter() -> PinnedSearchPath {
+        // SAFETY: a new GUC nest level and a SAVE-action setting inside it, as
+        // fmgr_security_definer does for `SET search_path` on a function.
         unsafe {
-            if !std::thread::panicking() {
-                pg_sys::AtEOXact_GUC(true, self.guc_level);
-            }
-            pg_sys::SetUserIdAndSecContext(self.user, self.context);
+            let guc_level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                PINNED_SEARCH_PATH.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            PinnedSearchPath { guc_level }
+        }
+    }
+}
+
+impl Drop for PinnedSearchPath {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: pops the level enter() pushed.
+            unsafe { pg_sys::AtEOXact_GUC(true, self.guc_level) };
         }
     }
 }
 
 const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
 
+/// Runs `f` with `search_path = pg_catalog, pg_temp`, as the caller. Every catalog
+/// query vset runs goes through this (or [`as_extension_owner`]): with the
+/// caller's search_path, an operator or function the caller created (an exact-type
+/// match beats pg_catalog's when pg_catalog is listed later) would answer vset's
+/// own questions (is the caller the owner? which keys are unique?), or run with
+/// the rights of whoever writes a tracked table.
+pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    let pinned = PinnedSearchPath::enter();
+    let result = f();
+    drop(pinned);
+    result
+}
+
+/// Undoes the identity switch (on error too: only assignments).
+struct Switched {
+    user: pg_sys::Oid,
+    context: i32,
+}
+
+impl Drop for Switched {
+    fn drop(&mut self) {
+        // SAFETY: restores the identity saved before the switch.
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
+    }
+}
+
 /// Runs `f` with the extension owner's rights, a restricted security context and
 /// `search_path = pg_catalog, pg_temp`. Check the caller's rights *before*.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> Result<R, VsetError>) -> Result<R, VsetError> {
-    let owner = extension_owner()?;
+    let owner = with_pinned_search_path(extension_owner)?;
     let mut user = pg_sys::InvalidOid;
     let mut context: i32 = 0;
     // SAFETY: backend-local identity switch, undone by `Switched` (or by abort).
@@ -71,25 +113,9 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> Result<R, VsetError>) -> Result
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-        let guc_level = pg_sys::NewGUCNestLevel();
-        let switched = Switched {
-            user,
-            context,
-            guc_level,
-        };
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            PINNED_SEARCH_PATH.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        switched
+        Switched { user, context }
     };
-    let result = f();
+    let result = with_pinned_search_path(f);
     drop(switched);
     result
 }

@@ -17,6 +17,8 @@ pub struct TableInfo {
     pub partition_root: Option<String>,
     /// The current user has the privileges of the table's owner.
     pub owned: bool,
+    /// `p` permanent, `u` unlogged, `t` temporary.
+    pub persistence: String,
 }
 
 impl TableInfo {
@@ -28,7 +30,8 @@ impl TableInfo {
                    pg_catalog.format('%I.%I', n.nspname, c.relname),
                    CASE WHEN c.relispartition
                         THEN pg_catalog.pg_partition_root(c.oid)::regclass::text END,
-                   pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                   pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+                   c.relpersistence::text
               FROM pg_catalog.pg_class c
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE c.oid = $1
@@ -54,6 +57,7 @@ impl TableInfo {
             qualified: text(4)?,
             partition_root: row.get::<String>(5)?,
             owned: row.get::<bool>(6)?.unwrap_or(false),
+            persistence: text(7)?,
         })
     }
 

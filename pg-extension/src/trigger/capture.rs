@@ -10,8 +10,9 @@
 //!   unchanged; `del` of the old key then `set` of the new one when it changed.
 //! - mode `invalidate` (table) or `SET LOCAL vset.mode = 'invalidate'` (transaction):
 //!   every `set` becomes a `del` without payload.
-//! - a row this transaction already changed again (a nested statement's capture ran
-//!   first, see [`superseded_in_this_transaction`]): no `set` of its older image.
+//! - a row this transaction already changed again (a nested statement ran first,
+//!   see [`latest_in_this_transaction`]): the `set` carries the newest image, or is
+//!   not written when the row was deleted or re-keyed meanwhile.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -22,7 +23,7 @@ use crate::error::{OrRaise, VsetError};
 use crate::guc;
 use crate::trigger::outbox_write::{vset_objects, write_record, Op, VsetObjects};
 use crate::trigger::plan::{plan_for, CapturePlan};
-use crate::trigger::row::{superseded_in_this_transaction, Row};
+use crate::trigger::row::{latest_in_this_transaction, Latest, Row};
 use crate::wakeup;
 
 #[pg_trigger]
@@ -56,13 +57,12 @@ fn capture_row(trigger: &pgrx::PgTrigger<'_>) -> Result<(), VsetError> {
     let _canonical = CanonicalOutput::enter();
 
     if event.fired_by_insert() {
-        // SAFETY: tg_trigtuple is the inserted row, fetched when the event fired.
-        if unsafe { superseded_in_this_transaction(data.tg_trigtuple) } {
-            return Ok(());
-        }
         // SAFETY: for INSERT, tg_trigtuple is the new row.
         let new = unsafe { Row::deform(data.tg_trigtuple, desc) };
-        emit_current(&plan, &objects, &new, &new.cache_key(&plan)?, invalidate)?;
+        let key = new.cache_key(&plan)?;
+        // SAFETY: tg_trigtuple is the inserted row of the open relation.
+        let latest = unsafe { latest_in_this_transaction(rel, data.tg_trigtuple) };
+        emit_latest(&plan, &objects, new, &key, latest, desc, invalidate)?;
     } else if event.fired_by_delete() {
         // SAFETY: for DELETE, tg_trigtuple is the old row.
         let old = unsafe { Row::deform(data.tg_trigtuple, desc) };
@@ -83,15 +83,39 @@ fn capture_row(trigger: &pgrx::PgTrigger<'_>) -> Result<(), VsetError> {
         if old_key != new_key {
             emit(&plan, &objects, &old_key, Op::Del, None)?;
         }
-        // SAFETY: tg_newtuple is the updated row, fetched when the event fired.
-        if unsafe { superseded_in_this_transaction(data.tg_newtuple) } {
-            // The later change of this row in this transaction was captured already
-            // (a nested statement), with the newer image and its own version.
-            return Ok(());
-        }
-        emit_current(&plan, &objects, &new, &new_key, invalidate)?;
+        // SAFETY: tg_newtuple is the updated row of the open relation.
+        let latest = unsafe { latest_in_this_transaction(rel, data.tg_newtuple) };
+        emit_latest(&plan, &objects, new, &new_key, latest, desc, invalidate)?;
     }
     Ok(())
+}
+
+/// The record for the row an INSERT or UPDATE event produced, as this transaction
+/// left it (see [`latest_in_this_transaction`]): the event's own image, the newest
+/// one when a nested statement changed the row again under the same key, nothing
+/// when it deleted the row or moved it to another key (that change was captured).
+fn emit_latest(
+    plan: &CapturePlan,
+    objects: &VsetObjects,
+    event_row: Row,
+    key: &str,
+    latest: Latest,
+    desc: pg_sys::TupleDesc,
+    invalidate: bool,
+) -> Result<(), VsetError> {
+    match latest {
+        Latest::Current => emit_current(plan, objects, &event_row, key, invalidate),
+        Latest::Gone => Ok(()),
+        Latest::Newer(tuple) => {
+            // SAFETY: a copy of a version of this relation's row.
+            let newest = unsafe { Row::deform(tuple, desc) };
+            if newest.cache_key(plan)? == key {
+                emit_current(plan, objects, &newest, key, invalidate)
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The record for a row that exists now: `set` with payload, or `del` when invalidating.

@@ -17,7 +17,7 @@ use crate::trigger::key::{KeyTemplate, Segment};
 /// The characters a key column's text output can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueClass {
-    /// `smallint`, `integer`, `bigint`: digits and a minus sign.
+    /// `smallint`, `integer`, `bigint` (and domains over them): digits and a minus sign.
     Integer,
     /// `uuid`: lowercase hex digits and dashes.
     Uuid,
@@ -26,15 +26,6 @@ pub enum ValueClass {
 }
 
 impl ValueClass {
-    /// The class of a column of the type named `type_name` (`pg_type.typname`).
-    pub fn of_type(type_name: &str) -> ValueClass {
-        match type_name {
-            "int2" | "int4" | "int8" => ValueClass::Integer,
-            "uuid" => ValueClass::Uuid,
-            _ => ValueClass::Any,
-        }
-    }
-
     fn admits(self, c: char) -> bool {
         match self {
             ValueClass::Integer => c.is_ascii_digit() || c == '-',

@@ -14,7 +14,8 @@ use pgrx::PgTupleDesc;
 
 use crate::api::track::CAPTURE_TRIGGER;
 use crate::catalog::keys::{describe, usable_keys};
-use crate::catalog::owner::as_extension_owner;
+use crate::catalog::namespaces::{check_key_types, refuse_overlapping_keys};
+use crate::catalog::owner::{as_extension_owner, caller, with_pinned_search_path};
 use crate::catalog::table::live_columns;
 use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::VsetError;
@@ -83,7 +84,9 @@ pub fn plan_for(
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&tgoid.to_u32()).cloned()) {
         return Ok(plan);
     }
-    let plan = Rc::new(build(rel, trigger_name, args)?);
+    // Catalog queries under a pinned search_path: this runs as whoever writes the
+    // table, and must not resolve anything that role's schemas define.
+    let plan = Rc::new(with_pinned_search_path(|| build(rel, trigger_name, args))?);
     PLANS.with(|p| p.borrow_mut().insert(tgoid.to_u32(), plan.clone()));
     Ok(plan)
 }
@@ -214,6 +217,15 @@ fn build(
     // Checked at track time, and again whenever the relation changed (this plan is
     // rebuilt after every relcache invalidation: DROP NOT NULL, a dropped or replaced
     // unique index all send one).
+    // Column types may have changed (ALTER TABLE … TYPE, RENAME COLUMN) since
+    // track checked the key's type and namespace: check them again.
+    let writer = caller();
+    as_extension_owner(|| {
+        Spi::connect(|client| {
+            check_key_types(client, tracked, &table, template.columns())?;
+            refuse_overlapping_keys(client, tracked, &table, &template, writer)
+        })
+    })?;
     let keys = Spi::connect(|client| usable_keys(client, tracked))?;
     if !keys.iter().any(|k| k.same_columns(template.columns())) {
         return Err(VsetError::KeyNoLongerUnique {

@@ -85,18 +85,9 @@ impl Row {
 
 /// True when this transaction already updated or deleted `tuple` again.
 ///
-/// AFTER ROW events run at the end of their statement, but a nested statement (an
-/// AFTER trigger that sorts before `vset_capture` and updates the same row, an
-/// `ON UPDATE CASCADE` of a self-referencing foreign key) runs its own events first.
-/// Its capture then draws the smaller version with the newer image, and this event
-/// would draw a larger one with the older image: Redis would end on a row that no
-/// longer exists. The trigger's tuple is fetched from the heap when the event fires,
-/// so its xmax shows the later change; the capture of that change carries the row's
-/// newer image, and this (older) image must not be written.
-///
 /// # Safety
-/// `tuple` must be the heap tuple an AFTER ROW trigger was handed.
-pub unsafe fn superseded_in_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
+/// `tuple` must be a valid heap tuple with a header.
+unsafe fn superseded_in_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
     // SAFETY: caller guarantees a valid heap tuple with a header.
     unsafe {
         let header = (*tuple).t_data;
@@ -117,5 +108,74 @@ pub unsafe fn superseded_in_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
             (*header).t_choice.t_heap.t_xmax
         };
         pg_sys::TransactionIdIsCurrentTransactionId(updater)
+    }
+}
+
+/// The row an AFTER ROW event's tuple became, by the time the event fires.
+pub enum Latest {
+    /// Not changed again: capture the event's tuple.
+    Current,
+    /// Deleted (or moved to another partition) later in this transaction: its own
+    /// capture wrote the `del`; write no `set`.
+    Gone,
+    /// Updated again later in this transaction: the newest version (a palloc'd copy).
+    Newer(pg_sys::HeapTuple),
+}
+
+/// Follows `tuple`'s update chain to the version this transaction left.
+///
+/// AFTER ROW events run at the end of their statement, but a nested statement (an
+/// AFTER trigger that sorts before `vset_capture` and updates the same row, a
+/// cascade) may change the row again first. Its capture draws the smaller version,
+/// and possibly writes nothing at all (it changed no captured column); this event
+/// draws the larger one. Capturing the event's own (older) image would leave Redis
+/// on a row that no longer exists; capturing the newest image keeps the highest
+/// version equal to the row. The trigger's tuple is read from the heap when the
+/// event fires, so its xmax and t_ctid show the later change.
+///
+/// # Safety
+/// `rel` must be the open relation of `tuple`, the tuple an AFTER ROW trigger got.
+pub unsafe fn latest_in_this_transaction(
+    rel: pg_sys::Relation,
+    tuple: pg_sys::HeapTuple,
+) -> Latest {
+    /// Far more than any trigger nesting; a longer chain is treated as gone.
+    const MAX_HOPS: usize = 1000;
+    // SAFETY: heap_fetch with SnapshotAny on the relation the trigger holds open;
+    // each version is copied before its buffer is released.
+    unsafe {
+        if !superseded_in_this_transaction(tuple) {
+            return Latest::Current;
+        }
+        let mut current = tuple;
+        for _ in 0..MAX_HOPS {
+            let next = (*(*current).t_data).t_ctid;
+            let this = (*current).t_self;
+            let same_place = next.ip_posid == this.ip_posid
+                && next.ip_blkid.bi_hi == this.ip_blkid.bi_hi
+                && next.ip_blkid.bi_lo == this.ip_blkid.bi_lo;
+            if same_place || u32::from(next.ip_posid) == pg_sys::MovedPartitionsOffsetNumber {
+                return Latest::Gone;
+            }
+            let mut fetched: pg_sys::HeapTupleData = std::mem::zeroed();
+            fetched.t_self = next;
+            let mut buffer: pg_sys::Buffer = 0;
+            if !pg_sys::heap_fetch(
+                rel,
+                &raw mut pg_sys::SnapshotAnyData,
+                &mut fetched,
+                &mut buffer,
+                false,
+            ) {
+                return Latest::Gone;
+            }
+            let copy = pg_sys::heap_copytuple(&mut fetched);
+            pg_sys::ReleaseBuffer(buffer);
+            if !superseded_in_this_transaction(copy) {
+                return Latest::Newer(copy);
+            }
+            current = copy;
+        }
+        Latest::Gone
     }
 }
