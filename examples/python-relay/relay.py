@@ -14,6 +14,7 @@ import re
 import select
 import signal
 import socket
+import time
 
 import psycopg
 import redis
@@ -26,6 +27,8 @@ class Relay:
         self.args = args
         self.stopping = False
         self.pg = self.listener = self.redis = None
+        self.mode = "notify"
+        self.seen = -1
         # Signal handlers only set a flag, so a batch in flight always finishes
         # (apply, then COMMIT) before we exit; the wakeup socket makes an idle
         # select() return at once instead of after the poll interval.
@@ -46,16 +49,27 @@ class Relay:
         # A relay that hangs inside a batch must not hold its claimed rows forever:
         # PostgreSQL ends the session and the rows return to the queue.
         self.pg.execute("SET idle_in_transaction_session_timeout = '30s'")
-        # A second connection only waits for NOTIFY: notifications that arrive
-        # while the first one runs a claim would otherwise be read (and lost to
-        # select()) by that query.
+        # How the database wakes relays (vset.wakeup()): 'shared_memory' when vset is
+        # preloaded (wait with vset.wait_for_commit, no NOTIFY is sent), 'notify'
+        # (LISTEN), or 'poll'. An extension without vset.wakeup() sends NOTIFY.
+        try:
+            self.mode = self.pg.execute("SELECT vset.wakeup()").fetchone()[0]
+        except psycopg.errors.UndefinedFunction:
+            self.mode = "notify"
+        # A second connection only waits: notifications that arrive while the
+        # first one runs a claim would otherwise be read (and lost to select()) by
+        # that query, and a wait_for_commit call would block the claims.
         self.listener = psycopg.connect(self.args.postgres, autocommit=True, connect_timeout=10)
-        self.listener.execute("LISTEN vset")
+        if self.mode == "shared_memory":
+            # -1: a value the counter never holds, so this returns the count at once.
+            self.seen = self.listener.execute("SELECT vset.wait_for_commit(-1, 0)").fetchone()[0]
+        elif self.mode == "notify":
+            self.listener.execute("LISTEN vset")
         # Timeouts turn a hung server into an error (rollback, retry) instead of a
         # relay that waits forever with its rows claimed.
         self.redis = redis.Redis.from_url(self.args.redis, socket_timeout=10, socket_connect_timeout=5)
         self.warm_if_cold(self.redis.execute_command("VFLOOR"))
-        log.info("connected")
+        log.info("connected (wake-up: %s)", self.mode)
 
     def close(self):
         for conn in (self.pg, self.listener, self.redis):
@@ -136,7 +150,22 @@ class Relay:
             return 0
 
     def wait(self, timeout):
-        """Sleeps until a NOTIFY, a signal or the timeout (the poll backstop)."""
+        """Sleeps until a tracked commit (shared-memory wake-up or NOTIFY), a signal
+        or the timeout (the poll backstop)."""
+        if self.mode == "shared_memory" and self.listener is not None:
+            # Slices of at most 1 s, so a SIGTERM is noticed within a second.
+            deadline = time.monotonic() + timeout
+            while not self.stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                now = self.listener.execute(
+                    "SELECT vset.wait_for_commit(%s, %s)", (self.seen, int(min(left, 1.0) * 1000))
+                ).fetchone()[0]
+                if now != self.seen:
+                    self.seen = now
+                    return
+            return
         fds = [self.wake] + ([self.listener.fileno()] if self.listener else [])
         select.select(fds, [], [], timeout)
         try:

@@ -569,11 +569,17 @@ fn concurrent_tracks_with_overlapping_templates_cannot_both_succeed() {
             .map_err(|e| vset_tests::postgres::db_error_text(&e))
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!second.is_finished(), "the second track waits for the first");
+    assert!(
+        !second.is_finished(),
+        "the second track waits for the first"
+    );
     first.batch_execute("COMMIT").expect("commit");
     let got = second.join().expect("second thread");
     let err = got.expect_err("overlapping template refused");
-    assert!(err.starts_with("42710: vset: key template \"shared:{id}\" for public.b"), "{err}");
+    assert!(
+        err.starts_with("42710: vset: key template \"shared:{id}\" for public.b"),
+        "{err}"
+    );
     let n: i64 = first
         .query_one("SELECT count(*) FROM vset.tracked", &[])
         .expect("count")

@@ -98,8 +98,13 @@ fn postgresql_conf_snippet_is_accepted_by_postgres() {
         .expect("SHOW")
         .get(0);
     assert_eq!(timeout, "5min");
-    // The extension needs no preloading: it works with the snippet as is.
+    // The snippet preloads vset: relays are woken through shared memory.
     pg.create_extension().expect("CREATE EXTENSION vset");
+    let wakeup: String = c
+        .query_one("SELECT vset.wakeup()", &[])
+        .expect("vset.wakeup()")
+        .get(0);
+    assert_eq!(wakeup, "shared_memory");
     current_version(&pg);
 }
 

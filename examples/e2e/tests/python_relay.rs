@@ -154,7 +154,19 @@ fn notify_wakes_the_relay_without_waiting_for_the_poll() {
         eprintln!("SKIPPED: {reason}");
         return;
     }
-    let pg = postgres_with_users();
+    woken_without_waiting_for_the_poll(postgres_with_users(), "notify");
+}
+
+#[test]
+fn a_shared_memory_wakeup_wakes_the_relay_without_waiting_for_the_poll() {
+    if let Some(reason) = skip_reason(SKIP_VAR) {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    woken_without_waiting_for_the_poll(preloaded_postgres_with_users(), "shared_memory");
+}
+
+fn woken_without_waiting_for_the_poll(pg: PgCluster, wakeup: &str) {
     let redis = RedisServer::start(RedisOptions::new()).expect("start redis");
     // The first poll happens at start (it warms the module); the next one would be
     // an hour later, past the test's patience: only NOTIFY can deliver the write.
@@ -162,12 +174,14 @@ fn notify_wakes_the_relay_without_waiting_for_the_poll() {
     eventually("relay.py to warm the module", || vfloor(&redis).0 == 0);
     // Let the relay finish its first (empty) round and go to sleep on LISTEN.
     eventually("relay.py to report it is connected", || {
-        relay.log().contains("connected")
+        relay
+            .log()
+            .contains(&format!("connected (wake-up: {wakeup})"))
     });
     std::thread::sleep(Duration::from_millis(500));
     pg.execute("INSERT INTO users VALUES (7, 'notified')")
         .expect("insert");
-    eventually("the NOTIFY-woken relay to apply the insert", || {
+    eventually("the woken relay to apply the insert", || {
         vget(&redis, "public.users:7").is_some_and(|v| v.contains("notified"))
     });
     // Not delivered by the reconnect after an error (whose first batch would find it).

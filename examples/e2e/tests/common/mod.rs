@@ -60,7 +60,19 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A private PostgreSQL with the extension and a tracked `users` table.
 pub fn postgres_with_users() -> PgCluster {
-    let pg = PgCluster::start().expect("start postgres");
+    users_on(PgCluster::start().expect("start postgres"))
+}
+
+/// [`postgres_with_users`] with vset in `shared_preload_libraries` (relays are woken
+/// through `vset.wait_for_commit`, no NOTIFY is sent).
+pub fn preloaded_postgres_with_users() -> PgCluster {
+    users_on(
+        PgCluster::start_with(&[("shared_preload_libraries", "vset")])
+            .expect("start postgres with vset preloaded"),
+    )
+}
+
+fn users_on(pg: PgCluster) -> PgCluster {
     pg.create_extension().expect("CREATE EXTENSION vset");
     pg.execute(
         "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL); \
