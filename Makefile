@@ -50,6 +50,8 @@ build-pg: install-pg ## alias of install-pg
 PGRX_PROFILE ?=
 install-pg: deps ## build the extension and install it into the system PostgreSQL 15 (debug; PGRX_PROFILE=--release for optimised)
 	cd pg-extension && cargo pgrx install --pg-config $(PG_CONFIG) $(PGRX_PROFILE)
+	@# Released install scripts and upgrade scripts (pgrx generates only the current one).
+	install -m 0644 pg-extension/sql/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 install-pg-release: deps ## build the extension optimised and install it into the system PostgreSQL 15
 	$(MAKE) install-pg PGRX_PROFILE=--release

@@ -40,6 +40,10 @@ cargo build --release "${crates[@]}"
 rm -rf "$OUT" "$TARGET/package/.pgrx-tree"
 mkdir -p "$OUT"
 (cd pg-extension && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$TARGET/package/.pgrx-tree")
+# Upgrade scripts (and the released install scripts they start from) beside the
+# generated one, so ALTER EXTENSION vset UPDATE works from every shipped version.
+ext_dir="$(find "$TARGET/package/.pgrx-tree" -type d -name extension | head -1)"
+install -m 0644 pg-extension/sql/*.sql "$ext_dir/"
 tar -C "$TARGET/package/.pgrx-tree" --owner=0 --group=0 --sort=name \
   -czf "$OUT/vset-pg$PG_MAJOR-$VERSION-$ARCH.tar.gz" .
 
@@ -60,7 +64,7 @@ for b in "${binaries[@]}"; do
   "$OUT/$b" --version >/dev/null || fail "$b --version failed"
 done
 tree_files="$(tar -tzf "$OUT/vset-pg$PG_MAJOR-$VERSION-$ARCH.tar.gz")"
-for f in "extension/vset.control" "extension/vset--$VERSION.sql" "lib/vset.so"; do
+for f in "extension/vset.control" "extension/vset--$VERSION.sql" "extension/vset--0.1.0--0.2.0.sql" "lib/vset.so"; do
   grep -q "$f\$" <<<"$tree_files" || fail "extension package lacks */$f"
 done
 
