@@ -38,6 +38,7 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reads a flag PostgreSQL sets while loading shared_preload_libraries.
     wakeup::init(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     trigger::plan::register_invalidation();
+    trigger::outbox_write::register_invalidation();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -43,13 +43,15 @@ fn capture_row(trigger: &pgrx::PgTrigger<'_>) -> Result<(), VsetError> {
     }
     let data = trigger.trigger_data();
     let tg = trigger.trigger();
-    let args = trigger
-        .extra_args()
-        .map_err(|e| VsetError::TriggerMisuse(format!("unreadable trigger arguments: {e}")))?;
     let rel = data.tg_relation;
-    // SAFETY: tgname is the NUL-terminated name of the firing trigger.
-    let trigger_name = unsafe { std::ffi::CStr::from_ptr(tg.tgname) }.to_string_lossy();
-    let plan = plan_for(tg.tgoid, &trigger_name, rel, &args)?;
+    let plan = plan_for(tg.tgoid, rel, || {
+        let args = trigger
+            .extra_args()
+            .map_err(|e| VsetError::TriggerMisuse(format!("unreadable trigger arguments: {e}")))?;
+        // SAFETY: tgname is the NUL-terminated name of the firing trigger.
+        let name = unsafe { std::ffi::CStr::from_ptr(tg.tgname) };
+        Ok((name.to_string_lossy().into_owned(), args))
+    })?;
     let objects = vset_objects()?;
     let invalidate = plan.mode == Mode::Invalidate || guc::invalidate_only();
     // SAFETY: tg_relation is open for the duration of the trigger call.

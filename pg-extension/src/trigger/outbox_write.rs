@@ -3,11 +3,15 @@
 //! This is the per-row hot path, so it does not go through SPI (parse/plan/executor
 //! startup per row): it forms the heap tuple itself, inserts it with
 //! `simple_heap_insert` and maintains the outbox's indexes with `index_insert`, the
-//! way PostgreSQL's own catalog code does. It also needs no privileges on the outbox
+//! way PostgreSQL's own catalog code does. What does not change between rows (the
+//! objects' oids, the sequence check, the index list and `IndexInfo`s, the shape
+//! check) is cached per backend and dropped by invalidation callbacks. It also needs no privileges on the outbox
 //! or the sequence: the application role that UPDATEs a tracked table must not need
 //! (and does not get) access to the outbox.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
+use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -43,14 +47,78 @@ const OUTBOX_COLUMNS: [&str; 7] = [
     "created_at",
 ];
 
-/// Oids of vset's schema objects, looked up per call (syscache hits, cheap) so a
-/// dropped and re-created extension is picked up without any cache to invalidate.
+/// Oids of vset's schema objects.
+#[derive(Debug, Clone, Copy)]
 pub struct VsetObjects {
     pub outbox: pg_sys::Oid,
     pub version_seq: pg_sys::Oid,
 }
 
-pub fn vset_objects() -> Result<VsetObjects, VsetError> {
+/// The outbox's indexes with their `IndexInfo`, built once per backend in their own
+/// memory context (deleted when the last user of a replaced cache lets go).
+struct OutboxIndexes {
+    context: pg_sys::MemoryContext,
+    entries: Vec<(pg_sys::Oid, *mut pg_sys::IndexInfo)>,
+}
+
+impl Drop for OutboxIndexes {
+    fn drop(&mut self) {
+        // SAFETY: the context was created for this cache and nothing else uses it.
+        unsafe { pg_sys::MemoryContextDelete(self.context) };
+    }
+}
+
+// The per-row path looks nothing up by name and builds no index info: the objects,
+// the sequence check and the index list are cached per backend and dropped by
+// invalidation callbacks (relcache: the outbox or the sequence changed or was
+// dropped, e.g. DROP/CREATE EXTENSION; syscache SEQRELID: ALTER SEQUENCE).
+thread_local! {
+    static OBJECTS: Cell<Option<VsetObjects>> = const { Cell::new(None) };
+    static SEQUENCE_CHECKED: Cell<bool> = const { Cell::new(false) };
+    static INDEXES: RefCell<Option<Rc<OutboxIndexes>>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let affected = OBJECTS.with(|o| {
+        o.get().is_none_or(|o| {
+            relid == pg_sys::InvalidOid || relid == o.outbox || relid == o.version_seq
+        })
+    });
+    if affected {
+        OBJECTS.with(|o| o.set(None));
+        SEQUENCE_CHECKED.with(|c| c.set(false));
+        // try_borrow: never panic inside a callback; a borrowed cache is in use and
+        // stays valid for that use (it holds its own Rc).
+        INDEXES.with(|i| {
+            if let Ok(mut i) = i.try_borrow_mut() {
+                *i = None;
+            }
+        });
+    }
+}
+
+unsafe extern "C-unwind" fn on_sequence_change(
+    _arg: pg_sys::Datum,
+    _cache_id: std::ffi::c_int,
+    _hash: u32,
+) {
+    SEQUENCE_CHECKED.with(|c| c.set(false));
+}
+
+/// Called once per backend from `_PG_init`.
+pub fn register_invalidation() {
+    // SAFETY: registering static callbacks once per backend.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0usize));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::SEQRELID as std::ffi::c_int,
+            Some(on_sequence_change),
+            pg_sys::Datum::from(0usize),
+        );
+    }
+}
+
+fn look_up_objects() -> Result<VsetObjects, VsetError> {
     // SAFETY: syscache lookups by name; missing objects give InvalidOid.
     unsafe {
         let ns = pg_sys::get_namespace_oid(c"vset".as_ptr(), true);
@@ -65,18 +133,84 @@ pub fn vset_objects() -> Result<VsetObjects, VsetError> {
         if version_seq == pg_sys::InvalidOid {
             return Err(VsetError::Altered("sequence vset.version_seq"));
         }
-        // Versions follow commit order only when every nextval goes to the shared
-        // sequence (CACHE 1), grows, and never wraps (invariant 2). ALTER SEQUENCE
-        // sends no invalidation to anything vset caches, so look (a syscache hit).
-        match sequence_options(version_seq) {
-            Some((increment, 1, false)) if increment > 0 => {}
-            _ => return Err(VsetError::SequenceAltered),
-        }
         Ok(VsetObjects {
             outbox,
             version_seq,
         })
     }
+}
+
+pub fn vset_objects() -> Result<VsetObjects, VsetError> {
+    let objects = match OBJECTS.with(Cell::get) {
+        Some(o) => o,
+        None => {
+            let o = look_up_objects()?;
+            OBJECTS.with(|c| c.set(Some(o)));
+            o
+        }
+    };
+    if !SEQUENCE_CHECKED.with(Cell::get) {
+        // Versions follow commit order only when every nextval goes to the shared
+        // sequence (CACHE 1), grows, and never wraps (invariant 2).
+        // SAFETY: syscache lookup by oid.
+        match unsafe { sequence_options(objects.version_seq) } {
+            Some((increment, 1, false)) if increment > 0 => {}
+            _ => return Err(VsetError::SequenceAltered),
+        }
+        SEQUENCE_CHECKED.with(|c| c.set(true));
+    }
+    Ok(objects)
+}
+
+/// The outbox's indexes, built on first use after an invalidation (`rel` is the
+/// outbox, opened and locked by the caller, so its relcache entry is current).
+///
+/// # Safety
+/// `rel` must be the open outbox relation.
+unsafe fn outbox_indexes(rel: pg_sys::Relation) -> Result<Rc<OutboxIndexes>, VsetError> {
+    if let Some(i) = INDEXES.with(|i| i.borrow().clone()) {
+        return Ok(i);
+    }
+    // SAFETY: rel is open; the IndexInfos are allocated in a context of our own
+    // under CacheMemoryContext, which the cache deletes when dropped.
+    let built = unsafe {
+        check_shape((*rel).rd_att)?;
+        let context = pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CacheMemoryContext,
+            c"vset outbox indexes".as_ptr(),
+            pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+        );
+        let mut cache = OutboxIndexes {
+            context,
+            entries: Vec::new(),
+        };
+        let list = pg_sys::RelationGetIndexList(rel);
+        let n = if list.is_null() { 0 } else { (*list).length };
+        for k in 0..n {
+            let index_oid = pg_sys::list_nth_oid(list, k);
+            let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            let old = pg_sys::MemoryContextSwitchTo(context);
+            let info = pg_sys::BuildIndexInfo(index);
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            if !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
+                return Err(VsetError::Altered(
+                    "indexes of vset.outbox (expression or partial index)",
+                ));
+            }
+            cache.entries.push((index_oid, info));
+        }
+        pg_sys::list_free(list);
+        Rc::new(cache)
+    };
+    INDEXES.with(|i| {
+        if let Ok(mut i) = i.try_borrow_mut() {
+            *i = Some(built.clone());
+        }
+    });
+    Ok(built)
 }
 
 /// Draws the next version from `vset.version_seq` (no privilege check).
@@ -99,7 +233,8 @@ pub fn write_record(
     unsafe {
         let rel = pg_sys::table_open(objects.outbox, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
-        check_shape(desc)?;
+        // After table_open: its lock processed any pending invalidation.
+        let indexes = outbox_indexes(rel)?;
         let key_datum = cache_key
             .into_datum()
             .ok_or(VsetError::Altered("cache key datum"))?;
@@ -119,7 +254,7 @@ pub fn write_record(
         let mut nulls = [false, false, false, false, false, payload.is_none(), false];
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
-        insert_index_entries(rel, tuple, &mut values, &mut nulls)?;
+        insert_index_entries(rel, &indexes, tuple, &mut values, &mut nulls)?;
         pg_sys::heap_freetuple(tuple);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
@@ -149,24 +284,16 @@ unsafe fn check_shape(desc: pg_sys::TupleDesc) -> Result<(), VsetError> {
 /// `index_insert` into every index of the outbox (normally just the primary key).
 unsafe fn insert_index_entries(
     rel: pg_sys::Relation,
+    indexes: &OutboxIndexes,
     tuple: pg_sys::HeapTuple,
     values: &mut [pg_sys::Datum; 7],
     nulls: &mut [bool; 7],
 ) -> Result<(), VsetError> {
-    // SAFETY: rel is open with RowExclusiveLock; list and index structs come from
-    // the relcache and are only read.
+    // SAFETY: rel is open with RowExclusiveLock; each IndexInfo was built for its
+    // index (same relcache generation: an index change invalidates the cache).
     unsafe {
-        let list = pg_sys::RelationGetIndexList(rel);
-        let n = if list.is_null() { 0 } else { (*list).length };
-        for i in 0..n {
-            let index_oid = pg_sys::list_nth_oid(list, i);
+        for &(index_oid, info) in &indexes.entries {
             let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-            let info = pg_sys::BuildIndexInfo(index);
-            if !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
-                return Err(VsetError::Altered(
-                    "indexes of vset.outbox (expression or partial index)",
-                ));
-            }
             let natts = (*info).ii_NumIndexAttrs as usize;
             let mut ivalues = [pg_sys::Datum::from(0usize); pg_sys::INDEX_MAX_KEYS as usize];
             let mut inulls = [false; pg_sys::INDEX_MAX_KEYS as usize];

@@ -72,11 +72,12 @@ thread_local! {
 }
 
 /// The plan of trigger `tgoid` on `rel`, built on first use.
+/// `trigger_and_args` (the trigger's name and arguments) is only called to build a
+/// plan: reading them costs allocations the per-row path does not need.
 pub fn plan_for(
     tgoid: pg_sys::Oid,
-    trigger_name: &str,
     rel: pg_sys::Relation,
-    args: &[String],
+    trigger_and_args: impl FnOnce() -> Result<(String, Vec<String>), VsetError>,
 ) -> Result<Rc<CapturePlan>, VsetError> {
     if CLEAR_PENDING.with(|c| c.replace(false)) {
         PLANS.with(|p| p.borrow_mut().clear());
@@ -84,9 +85,12 @@ pub fn plan_for(
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&tgoid.to_u32()).cloned()) {
         return Ok(plan);
     }
+    let (trigger_name, args) = trigger_and_args()?;
     // Catalog queries under a pinned search_path: this runs as whoever writes the
     // table, and must not resolve anything that role's schemas define.
-    let plan = Rc::new(with_pinned_search_path(|| build(rel, trigger_name, args))?);
+    let plan = Rc::new(with_pinned_search_path(|| {
+        build(rel, &trigger_name, &args)
+    })?);
     PLANS.with(|p| p.borrow_mut().insert(tgoid.to_u32(), plan.clone()));
     Ok(plan)
 }
