@@ -5,6 +5,8 @@
 --     extension owner) and read per table privilege (row-level security); trigger
 --     functions are not executable by PUBLIC; vset.status() lists only what the
 --     caller may read (now a SQL wrapper over the Rust vset._status()).
+--   * DROP of a tracked table is refused (untrack first: it deletes the table's
+--     cached keys); the sql_drop event trigger that forgot dropped tables is replaced.
 --   * waking relays: vset.wait_for_commit() and vset.wakeup() (shared memory when
 --     vset is in shared_preload_libraries), vset.notify setting (in the library).
 \echo Use "ALTER EXTENSION vset UPDATE TO '0.2.0'" to load this file. \quit
@@ -49,3 +51,26 @@ CREATE FUNCTION vset."wakeup"() RETURNS TEXT
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'wakeup_wrapper';
+
+DROP EVENT TRIGGER vset_forget_dropped_tables;
+DROP FUNCTION vset.forget_dropped_tables();
+CREATE FUNCTION vset.refuse_dropping_tracked_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dropped text;
+BEGIN
+    SELECT d.object_identity INTO dropped
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+      JOIN vset.tracked t ON t.tbl::oid = d.objid
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+     LIMIT 1;
+    IF dropped IS NOT NULL THEN
+        RAISE EXCEPTION 'vset: DROP of tracked table % is refused: its cached rows would stay in Redis, stale', dropped
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('SELECT vset.untrack(%L) first (it deletes the cached keys of every row), then DROP it.', dropped);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vset.refuse_dropping_tracked_tables() FROM PUBLIC;
+CREATE EVENT TRIGGER vset_refuse_dropping_tracked_tables ON sql_drop
+    EXECUTE FUNCTION vset.refuse_dropping_tracked_tables();

@@ -552,17 +552,57 @@ $$;
     }
 
     #[pg_test]
-    fn dropping_a_tracked_table_forgets_it_but_keeps_its_records() {
+    fn dropping_a_tracked_table_is_refused_until_it_is_untracked() {
         users();
-        run("INSERT INTO users VALUES (1, 'a', 'x')");
-        run("DROP TABLE users");
-        assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
+        run("INSERT INTO users VALUES (1, 'a', 'x'), (2, 'b', 'y')");
         assert_eq!(
-            one::<i64>("SELECT count(*) FROM vset.outbox WHERE cache_key = 'public.users:1'"),
-            Some(1)
+            try_sql("DROP TABLE users"),
+            "2BP01: vset: DROP of tracked table public.users is refused: its cached rows would stay in Redis, stale"
+        );
+        run("CREATE SCHEMA app");
+        run("CREATE TABLE app.t(id int PRIMARY KEY)");
+        run("SELECT vset.track('app.t')");
+        assert!(try_sql("DROP SCHEMA app CASCADE")
+            .starts_with("2BP01: vset: DROP of tracked table app.t is refused"));
+        assert_eq!(one::<i64>("SELECT count(*) FROM users"), Some(2));
+        // Untrack (which deletes the cached keys), then DROP.
+        run("SELECT vset.untrack('users')");
+        run("DROP TABLE users");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vset.outbox WHERE cache_key = 'public.users:1' AND op = 'set'"),
+            Some(1),
+            "records already waiting stay and are delivered"
         );
         // Dropping other things is unaffected.
         run("CREATE TABLE other(id int PRIMARY KEY); ALTER TABLE other ADD COLUMN x int; ALTER TABLE other DROP COLUMN x; DROP TABLE other");
+    }
+
+    #[pg_test]
+    fn untrack_and_a_retrack_that_changes_keys_or_payload_delete_every_cached_key() {
+        users();
+        run("INSERT INTO users VALUES (1, 'a', 'x'), (2, 'b', 'y')");
+        let dels = |key: &str| {
+            one::<i64>(&format!(
+                "SELECT count(*) FROM vset.outbox WHERE op = 'del' AND cache_key = '{key}'"
+            ))
+            .unwrap_or(-1)
+        };
+        // Same template and columns (new channel): cached entries stay valid, nothing written.
+        let before = count("users");
+        run("SELECT vset.track('users', columns => ARRAY['id','name'], channel => 'other', replace => true)");
+        assert_eq!(count("users"), before);
+        // New payload columns: every key is deleted (the next change or fill brings the new shape).
+        run("SELECT vset.track('users', columns => ARRAY['id','name','pw'], replace => true)");
+        assert_eq!((dels("public.users:1"), dels("public.users:2")), (1, 1));
+        // New template: the keys under the old one are deleted.
+        run("SELECT vset.track('users', key_template => 'u:{id}', replace => true)");
+        assert_eq!((dels("public.users:1"), dels("public.users:2")), (2, 2));
+        assert_eq!(dels("u:1"), 0);
+        // Untrack: nothing maintains the keys any more, they are deleted.
+        run("SELECT vset.untrack('users')");
+        assert_eq!((dels("u:1"), dels("u:2")), (1, 1));
+        let last = records("users").last().map(|r| (r.0.clone(), r.1.clone()));
+        assert_eq!(last, Some(("u:2".to_string(), "del".to_string())));
     }
 
     // ------------------------------------------------------------------ fill
@@ -666,7 +706,8 @@ $$;
         run("SELECT vset.untrack('users')");
         assert_eq!(
             one::<String>("SELECT mode || ' ' || rows_waiting FROM vset.status() WHERE tbl = 'users'::regclass").as_deref(),
-            Some("untracked 2")
+            Some("untracked 4"),
+            "the 2 sets, and untrack's 2 dels"
         );
         let max = one::<i64>("SELECT max(version) FROM vset.outbox").unwrap_or(0);
         assert!(one::<i64>("SELECT vset.current_version()").unwrap_or(0) >= max);

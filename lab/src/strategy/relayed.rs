@@ -110,8 +110,17 @@ impl RelayedStrategy {
     ) -> Result<Self, LabError> {
         let mut app = Client::connect(pg_url, postgres::NoTls)?;
         let table = kind.table();
+        // vset refuses to drop a tracked table: a previous trial's is untracked
+        // first, and its records (including untrack's dels) go with it.
         app.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table};
+            "DO $$ BEGIN
+               IF to_regclass('vset.tracked') IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM vset.tracked WHERE tbl = to_regclass('{table}')) THEN
+                 PERFORM vset.untrack('{table}');
+                 DELETE FROM vset.outbox WHERE tbl = '{table}'::regclass;
+               END IF;
+             END $$;
+             DROP TABLE IF EXISTS {table};
              CREATE TABLE {table}(id int PRIMARY KEY, v text NOT NULL);
              INSERT INTO {table} SELECT i, 'k' || i || '-w0' FROM generate_series(1, {keys}) i;"
         ))?;

@@ -18,6 +18,7 @@ use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::{OrRaise, VsetError};
 use crate::trigger::key::KeyTemplate;
+use crate::trigger::retire::del_every_row;
 
 /// Name of the row trigger vset installs.
 pub const CAPTURE_TRIGGER: &str = "vset_capture";
@@ -221,7 +222,16 @@ fn track_owned(
     };
     let partitions = info.partitions(client)?;
 
-    if existing.is_some() {
+    if let Some(old) = &existing {
+        // Entries cached under the old template or payload columns would never be
+        // touched again: delete them (a re-track that keeps both writes nothing).
+        if !old.same_cache_entries(&tracked) {
+            let n = del_every_row(client, tbl, &info.qualified, old)?;
+            notice!(
+                "vset: {} changed how it is tracked: {n} del record(s) written for the keys cached the old way",
+                info.qualified
+            );
+        }
         drop_triggers(client, &info.qualified, &partitions)?;
         Tracked::delete(client, tbl)?;
     }
@@ -298,11 +308,17 @@ fn untrack_internal(tbl: Option<pg_sys::Oid>) {
                 });
             }
             as_extension_owner(|| {
-                if Tracked::load(client, tbl)?.is_none() {
+                let Some(tracked) = Tracked::load(client, tbl)? else {
                     return Err(VsetError::NotTracked {
                         table: info.qualified.clone(),
                     });
-                }
+                };
+                // Nothing maintains its keys from now on: delete them from the cache.
+                let n = del_every_row(client, tbl, &info.qualified, &tracked)?;
+                notice!(
+                    "vset: {} untracked: {n} del record(s) written for its cached keys",
+                    info.qualified
+                );
                 let partitions = info.partitions(client)?;
                 drop_triggers(client, &info.qualified, &partitions)?;
                 Tracked::delete(client, tbl)

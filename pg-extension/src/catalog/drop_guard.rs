@@ -1,21 +1,34 @@
-//! Keeps `vset.tracked` in step with the tables: dropping a tracked table (which
-//! drops its triggers with it) also removes its catalog row, so `vset.status()` does
-//! not list ghosts. Records already waiting in the outbox stay and are delivered.
+//! Dropping a tracked table is refused: its rows vanish without a row trigger
+//! firing, so every key it had cached would be served stale (or resurrect under a
+//! re-created table of the same name) for as long as Redis keeps it. The error
+//! names the safe way: `vset.untrack` first, which writes a `del` for every row's
+//! key, then DROP. The check is an `sql_drop` event trigger (it sees every dropped
+//! object, including tables dropped by `DROP SCHEMA … CASCADE` or `DROP OWNED`);
+//! raising there rolls the whole DROP back.
 
 pgrx::extension_sql!(
     r#"
-CREATE FUNCTION vset.forget_dropped_tables() RETURNS event_trigger
+CREATE FUNCTION vset.refuse_dropping_tracked_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dropped text;
 BEGIN
-    DELETE FROM vset.tracked t
-     WHERE t.tbl::oid IN (SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d
-                           WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0);
+    SELECT d.object_identity INTO dropped
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+      JOIN vset.tracked t ON t.tbl::oid = d.objid
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+     LIMIT 1;
+    IF dropped IS NOT NULL THEN
+        RAISE EXCEPTION 'vset: DROP of tracked table % is refused: its cached rows would stay in Redis, stale', dropped
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('SELECT vset.untrack(%L) first (it deletes the cached keys of every row), then DROP it.', dropped);
+    END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION vset.forget_dropped_tables() FROM PUBLIC;
-CREATE EVENT TRIGGER vset_forget_dropped_tables ON sql_drop
-    EXECUTE FUNCTION vset.forget_dropped_tables();
+REVOKE ALL ON FUNCTION vset.refuse_dropping_tracked_tables() FROM PUBLIC;
+CREATE EVENT TRIGGER vset_refuse_dropping_tracked_tables ON sql_drop
+    EXECUTE FUNCTION vset.refuse_dropping_tracked_tables();
 "#,
-    name = "vset_cleanup",
+    name = "vset_drop_guard",
     requires = ["vset_catalog"]
 );

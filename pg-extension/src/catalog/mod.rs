@@ -2,10 +2,10 @@
 //! sequence ([`schema`]), the rows of `vset.tracked` ([`tracked`]), facts about a
 //! user table ([`table`]), which of its keys can serve as cache keys ([`keys`]), key types and
 //! namespaces ([`namespaces`]), the
-//! cleanup of catalog rows of dropped tables ([`cleanup`]), and catalog work done as
+//! refusal to drop a tracked table ([`drop_guard`]), and catalog work done as
 //! the extension's owner once the caller's rights were checked ([`owner`]).
 
-pub mod cleanup;
+pub mod drop_guard;
 pub mod keys;
 pub mod namespaces;
 pub mod owner;

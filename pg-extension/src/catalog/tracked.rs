@@ -87,6 +87,12 @@ impl Tracked {
         Ok(())
     }
 
+    /// True when `other` renders the same keys and payloads, so re-tracking with it
+    /// leaves every cached entry valid (a new mode or channel changes neither).
+    pub fn same_cache_entries(&self, other: &Tracked) -> bool {
+        self.key_template == other.key_template && self.columns == other.columns
+    }
+
     /// The trigger's arguments: template, mode, channel, then the payload columns
     /// (none = every column).
     pub fn trigger_args(&self) -> Vec<String> {
