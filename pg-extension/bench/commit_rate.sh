@@ -19,34 +19,13 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 CLIENTS="${CLIENTS:-16 64}"
 here="$(cd "$(dirname "$0")" && pwd)"
-ext="$(dirname "$here")"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-bindir="$("$PG_CONFIG" --bindir)"
-export PATH="$HOME/.cargo/bin:$PATH"
-
-echo "== bench-pg-commit: building and installing the release build of the extension"
-(cd "$ext" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
-
-work="$(mktemp -d /tmp/vset-bench-commit.XXXXXX)"
-chmod 755 "$work"
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$work"; as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-started=""
-cleanup() {
-  if [ -n "$started" ]; then as_pg "$bindir/pg_ctl" -D "$work/data" -m fast stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=cluster.sh
+source "$here/cluster.sh"
 # The preloaded library and the functions' must be one file ($libdir/vset.so, the
 # release build just installed): a private copy would be loaded twice. Do not
 # reinstall the extension while this runs.
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-as_pg "$bindir/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-as_pg "$bindir/pg_ctl" -D "$work/data" -w -l "$work/pg.log" -o "-p $port -c listen_addresses=127.0.0.1 \
-  -c unix_socket_directories=$work -c shared_buffers=256MB -c max_wal_size=4GB -c max_connections=200 \
-  -c fsync=on -c synchronous_commit=on -c autovacuum=off -c jit=off \
-  -c shared_preload_libraries=vset" start >/dev/null
-started=yes
-psql_q() { "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+bench_cluster bench-pg-commit -c shared_buffers=256MB -c max_wal_size=4GB -c max_connections=200 \
+  -c fsync=on -c synchronous_commit=on -c autovacuum=off -c jit=off -c shared_preload_libraries=vset
 
 psql_q -c "CREATE EXTENSION vset"
 psql_q <<SQL
@@ -92,7 +71,6 @@ run() {
   PGOPTIONS="$opts" "$bindir/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c "$2" -j 2 -T "$DURATION" \
     -f "$work/$1.sql" postgres 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
 }
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 variants=(plain plpgsql plpgsql_notify vset vset_notify)
 for clients in $CLIENTS; do

@@ -16,35 +16,15 @@ set -euo pipefail
 ROWS="${ROWS:-100000}"
 ROUNDS="${ROUNDS:-5}"
 here="$(cd "$(dirname "$0")" && pwd)"
-ext="$(dirname "$here")"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-bindir="$("$PG_CONFIG" --bindir)"
-export PATH="$HOME/.cargo/bin:$PATH"
-
-echo "== bench-pg: building and installing the release build of the extension"
-(cd "$ext" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
-target_dir="${CARGO_TARGET_DIR:-$(dirname "$ext")/target}"
-
-work="$(mktemp -d /tmp/vset-bench-pg.XXXXXX)"
-chmod 755 "$work"
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$work"; as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-started=""
-cleanup() {
-  if [ -n "$started" ]; then as_pg "$bindir/pg_ctl" -D "$work/data" -m fast stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-as_pg "$bindir/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-as_pg "$bindir/pg_ctl" -D "$work/data" -w -l "$work/pg.log" -o "-p $port -c listen_addresses=127.0.0.1 \
-  -c unix_socket_directories=$work -c shared_buffers=512MB -c max_wal_size=4GB -c synchronous_commit=off \
-  -c autovacuum=off -c jit=off" start >/dev/null
-started=yes
+# shellcheck source=cluster.sh
+source "$here/cluster.sh"
+target_dir="${CARGO_TARGET_DIR:-$(dirname "$bench_ext")/target}"
+bench_cluster bench-pg -c shared_buffers=512MB -c max_wal_size=4GB -c synchronous_commit=off \
+  -c autovacuum=off -c jit=off
 # Others may reinstall a debug build into the system PostgreSQL while this runs; the
 # bench cluster's functions point at a private copy of the release library instead.
 cp "$target_dir/release/libvset.so" "$work/vset.so"
 chmod 644 "$work/vset.so"
-psql_q() { "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # (In its own session: creating C functions loads the system library into it.)
 psql_q <<SQL
@@ -96,7 +76,6 @@ SQL
 measure() {
   psql_q -At -F ' ' -c "SELECT wall_ms, cpu_ms FROM bench_measure('UPDATE t_$1 SET score = score + 1, updated_at = clock_timestamp()')"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 declare -A wall cpu
 for r in $(seq 1 "$ROUNDS"); do

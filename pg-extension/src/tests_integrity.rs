@@ -25,21 +25,29 @@ mod tests {
         (last, one::<String>(row_query))
     }
 
+    /// An AFTER INSERT OR UPDATE trigger `name` on `table` (sorting before
+    /// `vset_capture`) that updates the same row's `touched` column once more.
+    fn touch_again_trigger(table: &str, name: &str) {
+        run(&format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF pg_trigger_depth() = 1 THEN
+                 UPDATE {table} SET touched = touched + 1 WHERE id = NEW.id;
+               END IF;
+               RETURN NULL;
+             END $$"
+        ));
+        run(&format!(
+            "CREATE TRIGGER {name} AFTER INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"
+        ));
+    }
+
     #[pg_test]
     fn a_nested_update_by_another_trigger_does_not_leave_the_older_image_newest() {
         run("CREATE TABLE acct(id int PRIMARY KEY, name text, touched int NOT NULL DEFAULT 0)");
         run("SELECT vset.track('acct')");
-        run(
-            "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-               IF pg_trigger_depth() = 1 THEN
-                 UPDATE acct SET touched = touched + 1 WHERE id = NEW.id;
-               END IF;
-               RETURN NULL;
-             END $$",
-        );
         // "a_touch" sorts before "vset_capture": its nested UPDATE is captured first.
-        run("CREATE TRIGGER a_touch AFTER INSERT OR UPDATE ON acct FOR EACH ROW EXECUTE FUNCTION touch()");
+        touch_again_trigger("acct", "a_touch");
         run("INSERT INTO acct VALUES (1, 'alice')");
         let (last, row) = last_set_and_row(
             "acct",
@@ -192,16 +200,7 @@ mod tests {
     fn a_nested_update_of_an_uncaptured_column_does_not_lose_the_change() {
         run("CREATE TABLE doc(id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0)");
         run("SELECT vset.track('doc', columns => ARRAY['id', 'body'])");
-        run(
-            "CREATE FUNCTION audit_touch() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-               IF pg_trigger_depth() = 1 THEN
-                 UPDATE doc SET touched = touched + 1 WHERE id = NEW.id;
-               END IF;
-               RETURN NULL;
-             END $$",
-        );
-        run("CREATE TRIGGER audit_touch AFTER INSERT OR UPDATE ON doc FOR EACH ROW EXECUTE FUNCTION audit_touch()");
+        touch_again_trigger("doc", "audit_touch");
         run("INSERT INTO doc VALUES (1, 'v1')");
         let (last, _) = last_set_and_row("doc", "public.doc:1", "SELECT 1::text");
         assert_eq!(
