@@ -7,11 +7,10 @@
 //! an event when VSET stores) notes when each key changed in Redis. Both clocks are
 //! this process's monotonic clock.
 //!
-//! PostgreSQL runs with fsync **off** here by default (`BENCH_LATENCY_FSYNC=on` to
-//! change it): every write transaction NOTIFYs, PostgreSQL holds its global
-//! notify lock through the commit's WAL flush, so with fsync on the commits of all
-//! writers are serialised behind one fsync each and this machine's disk caps them
-//! well below 1,000/s: the writers, not the relay, would set the number.
+//! PostgreSQL runs with fsync **on** and vset preloaded by default (relays wait on
+//! `vset.wait_for_commit`; no NOTIFY, whose commit lock would serialise every
+//! writer behind one fsync each). `BENCH_LATENCY_FSYNC=off` is the named extra for a
+//! machine whose disk should not set the number.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,7 +15,9 @@
 //!    ([`plot`]).
 //!
 //! Settings come from env vars: `BENCH_BACKLOG`, `BENCH_RATE`, `BENCH_SECONDS`,
-//! `BENCH_LATENCY_FSYNC` (`on`/`off`, default off: see [`latency`]),
+//! `BENCH_LATENCY_FSYNC` (`on`/`off`, default on: see [`latency`]),
+//! `BENCH_RATES` (the write rates of the latency curve, default `1000 2000 5000 10000 15000`;
+//! `BENCH_RATE` alone: that one rate),
 //! `BENCH_PNG` (plot path), `BENCH_RELAY_ARGS` (extra relay flags, space separated).
 
 mod cpu;
@@ -78,16 +80,46 @@ fn run() -> Result<(), BenchError> {
     }
     println!();
 
-    let fsync = std::env::var("BENCH_LATENCY_FSYNC").is_ok_and(|v| v == "on");
-    let lat = latency::run(rate, seconds, fsync, &extra)?;
-    let p = lat.percentiles();
-    println!(
-        "latency (PostgreSQL fsync {}) at {:.0} writes/s ({} writes measured after 1 s warm-up, {} never seen): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        if fsync { "on" } else { "off" }, lat.achieved_rate, lat.samples.len(), lat.unseen, p.p50, p.p99, p.p999, p.max
-    );
-    plot::draw(std::path::Path::new(&png), &lat, rate)?;
-    println!("plot: {png}");
+    // Durable commits unless asked otherwise: the figure users get in production.
+    let fsync = std::env::var("BENCH_LATENCY_FSYNC").map_or(true, |v| v != "off");
+    let rates: Vec<u64> = match std::env::var("BENCH_RATES") {
+        Ok(list) => list
+            .split_whitespace()
+            .map(|r| {
+                r.parse()
+                    .map_err(|_| BenchError::Run(format!("BENCH_RATES: {r:?} is not a number")))
+            })
+            .collect::<Result<_, _>>()?,
+        Err(_) if std::env::var("BENCH_RATE").is_ok() => vec![rate],
+        Err(_) => vec![1_000, 2_000, 5_000, 10_000, 15_000],
+    };
+    let mut curve = Vec::new();
+    for (i, &asked) in rates.iter().enumerate() {
+        let lat = latency::run(asked, seconds, fsync, &extra)?;
+        let p = lat.percentiles();
+        println!(
+            "latency (PostgreSQL fsync {}) asked {asked} writes/s, reached {:.0} ({} writes measured after 1 s warm-up, {} never seen): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            if fsync { "on" } else { "off" }, lat.achieved_rate, lat.samples.len(), lat.unseen, p.p50, p.p99, p.p999, p.max
+        );
+        if i == 0 {
+            plot::draw(std::path::Path::new(&png), &lat, asked)?;
+            println!("plot ({asked} writes/s): {png}");
+        }
+        curve.push((asked, lat.achieved_rate, p, lat.unseen));
+    }
     println!("load average at the end: {}", cpu::load_average());
+    println!();
+    println!(
+        "| writes/s asked | reached | commit → visible p50 | p99 | p99.9 | never seen | (fsync {}, 16 writers) |",
+        if fsync { "on" } else { "off" }
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (asked, reached, p, unseen) in &curve {
+        println!(
+            "| {asked} | {reached:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {unseen} | |",
+            p.p50, p.p99, p.p999
+        );
+    }
     println!();
 
     println!("| measurement | result | goal |");
@@ -105,12 +137,6 @@ fn run() -> Result<(), BenchError> {
             r.rate()
         );
     }
-    println!(
-        "| commit → visible p50 at {:.0} writes/s | {:.2} ms | |",
-        lat.achieved_rate, p.p50
-    );
-    println!("| commit → visible p99 | {:.2} ms | < 5 ms |", p.p99);
-    println!("| commit → visible p99.9 | {:.2} ms | |", p.p999);
     Ok(())
 }
 

@@ -36,10 +36,13 @@ impl BenchStack {
     /// `redis_config`: extra redis.conf lines.
     pub fn start(redis_config: &[(&str, &str)], fsync: bool) -> Result<Self, BenchError> {
         let on_off = if fsync { "on" } else { "off" };
+        // vset preloaded: relays wait on vset.wait_for_commit and no NOTIFY is sent,
+        // so tracked commits group-commit like any others (the deployment default).
         let pg = PgCluster::start_with(&[
             ("fsync", on_off),
             ("full_page_writes", on_off),
             ("shared_buffers", "256MB"),
+            ("shared_preload_libraries", "vset"),
         ])?;
         pg.create_extension()?;
         pg.execute(USERS_DDL)?;
