@@ -17,7 +17,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help deps build build-redis build-redis-release build-redis-control build-relay build-pg install install-pg install-pg-release \
         test lint test-redis test-pg test-e2e test-verify build-verify test-examples \
-        demo bench bench-redis bench-pg bench-pg-commit bench-e2e chaos lab package clean
+        demo bench bench-redis bench-pg bench-pg-commit bench-pg-claim bench-e2e chaos lab package clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -122,6 +122,9 @@ bench-pg: install-pg ## per-row cost, then durable commit rate: no trigger vs PL
 
 bench-pg-commit: install-pg ## durable commit rate only (fsync on, 16 and 64 clients; CLIENTS, ROUNDS, DURATION)
 	bash pg-extension/bench/commit_rate.sh
+
+bench-pg-claim: install-pg ## claim rate with and without a snapshot holding the xmin horizon back
+	bash pg-extension/bench/claim_horizon.sh
 
 bench-e2e: build-redis-release install-pg-release ## relay drain rate and commit-to-visible latency
 	cargo build -p vset-relay --release
