@@ -91,6 +91,8 @@ pub enum VsetError {
     NotPreloaded,
     #[error("vset: timeout_ms must be between 0 and {max}, not {given}")]
     BadTimeout { given: String, max: i32 },
+    #[error("vset: {table}: untrack and a re-track that changes keys or payload must run in a READ COMMITTED transaction (they lock the table, then read every row; an older snapshot would miss rows written meanwhile)")]
+    NeedsReadCommitted { table: String },
     #[error("vset: SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -128,6 +130,7 @@ impl VsetError {
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             VsetError::NotPreloaded => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            VsetError::NeedsReadCommitted { .. } => Code::ERRCODE_ACTIVE_SQL_TRANSACTION,
             VsetError::BadTimeout { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }

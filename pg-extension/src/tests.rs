@@ -578,6 +578,62 @@ $$;
     }
 
     #[pg_test]
+    fn untrack_of_a_table_whose_key_column_was_renamed_warns_and_proceeds() {
+        users();
+        run("INSERT INTO users VALUES (1, 'a', 'x')");
+        run("ALTER TABLE users RENAME COLUMN id TO user_id");
+        assert_eq!(try_sql("SELECT vset.untrack('users')"), "ok");
+        assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
+        assert_eq!(
+            try_sql("DROP TABLE users"),
+            "ok",
+            "not stuck behind the drop guard"
+        );
+    }
+
+    #[pg_test]
+    fn a_catalog_row_left_by_a_table_dropped_without_event_triggers_blocks_nothing() {
+        run("CREATE TABLE gone(id int PRIMARY KEY)");
+        run("SELECT vset.track('gone')");
+        run("SET LOCAL session_replication_role = replica");
+        run("DROP TABLE gone");
+        run("RESET session_replication_role");
+        users();
+        assert_eq!(try_sql("SELECT vset.track('users', replace => true)"), "ok");
+    }
+
+    #[pg_test]
+    fn only_plain_btree_indexes_on_the_outbox_and_the_cache_follows_index_changes() {
+        users();
+        run("INSERT INTO users VALUES (1, 'a', 'x')");
+        run("CREATE INDEX outbox_by_version ON vset.outbox USING hash (version)");
+        assert_eq!(
+            try_sql("INSERT INTO users VALUES (2, 'b', 'y')"),
+            "55000: vset: the extension's indexes of vset.outbox (only plain btree indexes are supported) is missing or was altered; reinstall the extension"
+        );
+        run("DROP INDEX vset.outbox_by_version");
+        assert_eq!(try_sql("INSERT INTO users VALUES (2, 'b', 'y')"), "ok");
+        run("CREATE INDEX outbox_by_key ON vset.outbox (cache_key)");
+        run("INSERT INTO users VALUES (3, 'c', 'z')");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vset.outbox WHERE cache_key = 'public.users:3'"),
+            Some(1)
+        );
+        run("SET LOCAL enable_seqscan = off");
+        assert_eq!(
+            one::<String>(
+                "EXPLAIN (COSTS OFF) SELECT * FROM vset.outbox WHERE cache_key = 'public.users:3'"
+            ),
+            Some("Index Scan using outbox_by_key on outbox".into()),
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM vset.outbox WHERE cache_key = 'public.users:3'"),
+            Some(1),
+            "the new index received the row (found through it)"
+        );
+    }
+
+    #[pg_test]
     fn untrack_and_a_retrack_that_changes_keys_or_payload_delete_every_cached_key() {
         users();
         run("INSERT INTO users VALUES (1, 'a', 'x'), (2, 'b', 'y')");

@@ -586,3 +586,134 @@ fn concurrent_tracks_with_overlapping_templates_cannot_both_succeed() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// `vset.untrack` locks the table before it reads the rows it writes `del`s for: a
+/// write still open when untrack starts is waited for and its key deleted too (it
+/// would otherwise stay cached, with no trigger left to change it). In REPEATABLE
+/// READ, whose snapshot predates the lock, untrack refuses.
+#[test]
+fn untrack_waits_for_open_writes_and_deletes_their_keys_too() {
+    let pg = PgCluster::start().expect("start postgres");
+    pg.create_extension().expect("CREATE EXTENSION vset");
+    let mut writer = pg.client().expect("writer");
+    writer
+        .batch_execute(
+            "CREATE TABLE s(id int PRIMARY KEY, v int NOT NULL);
+             SELECT vset.track('s');
+             INSERT INTO s VALUES (1, 0);",
+        )
+        .expect("setup");
+    // (BEGIN in its own call: inside one multi-statement query it would pull the
+    // setup into the open transaction.)
+    writer
+        .batch_execute("BEGIN; INSERT INTO s VALUES (99, 0); UPDATE s SET v = 1 WHERE id = 1;")
+        .expect("open write");
+    let url = pg.url();
+    let untrack = std::thread::spawn(move || {
+        let mut c = Client::connect(&url, postgres::NoTls).expect("untrack");
+        c.batch_execute("SELECT vset.untrack('s')")
+            .map_err(|e| vset_tests::postgres::db_error_text(&e))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!untrack.is_finished(), "untrack waits for the open write");
+    writer.batch_execute("COMMIT").expect("commit");
+    untrack.join().expect("untrack thread").expect("untrack");
+    let mut last = |key: &str| -> String {
+        writer
+            .query_one(
+                "SELECT op FROM vset.outbox WHERE cache_key = $1 ORDER BY version DESC LIMIT 1",
+                &[&key],
+            )
+            .expect("last record")
+            .get(0)
+    };
+    assert_eq!(last("public.s:99"), "del");
+    assert_eq!(last("public.s:1"), "del");
+
+    writer
+        .batch_execute("SELECT vset.track('s')")
+        .expect("track again");
+    let err = writer
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT vset.untrack('s');")
+        .expect_err("untrack under REPEATABLE READ");
+    assert!(
+        vset_tests::postgres::db_error_text(&err)
+            .contains("must run in a READ COMMITTED transaction"),
+        "{}",
+        vset_tests::postgres::db_error_text(&err)
+    );
+    writer.batch_execute("ROLLBACK").expect("rollback");
+}
+
+/// An index built CONCURRENTLY on the outbox exists for a while without taking
+/// inserts (not ready); capture must skip it then, and use it once it is ready.
+#[test]
+fn capture_works_while_an_outbox_index_is_built_concurrently() {
+    let pg = PgCluster::start().expect("start postgres");
+    pg.create_extension().expect("CREATE EXTENSION vset");
+    let mut holder = pg.client().expect("holder");
+    holder
+        .batch_execute(
+            "CREATE TABLE s(id int PRIMARY KEY, v int NOT NULL);
+             SELECT vset.track('s');
+             INSERT INTO s VALUES (1, 0);",
+        )
+        .expect("setup");
+    holder
+        .batch_execute("BEGIN; INSERT INTO s VALUES (2, 0);")
+        .expect("hold a writer open");
+    let url = pg.url();
+    // Commits the index's catalog entry (not ready), then waits for the open writer.
+    let build = std::thread::spawn(move || {
+        let mut c = Client::connect(&url, postgres::NoTls).expect("builder");
+        c.batch_execute("CREATE INDEX CONCURRENTLY outbox_by_version ON vset.outbox (version)")
+            .map_err(|e| vset_tests::postgres::db_error_text(&e))
+    });
+    let mut writer = pg.client().expect("writer");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = writer
+            .query_one(
+                "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                  WHERE c.relname = 'outbox_by_version' AND NOT i.indisready",
+                &[],
+            )
+            .expect("index state")
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the concurrent build never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer
+        .batch_execute("INSERT INTO s VALUES (3, 0); UPDATE s SET v = 1 WHERE id = 1;")
+        .expect("capture while the index is not ready");
+    holder.batch_execute("COMMIT").expect("commit");
+    build
+        .join()
+        .expect("builder thread")
+        .expect("CREATE INDEX CONCURRENTLY");
+    writer
+        .batch_execute("INSERT INTO s VALUES (4, 0)")
+        .expect("capture once the index is ready");
+    let n: i64 = writer
+        .query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 5);
+    writer
+        .batch_execute("SET enable_seqscan = off")
+        .expect("no seqscan");
+    let via_index: i64 = writer
+        .query_one("SELECT count(*) FROM vset.outbox WHERE version > 0", &[])
+        .expect("count via the new index")
+        .get(0);
+    assert_eq!(
+        via_index, 5,
+        "rows written after the index became ready are in it"
+    );
+}

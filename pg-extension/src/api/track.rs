@@ -18,7 +18,7 @@ use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::{OrRaise, VsetError};
 use crate::trigger::key::KeyTemplate;
-use crate::trigger::retire::del_every_row;
+use crate::trigger::retire::{del_every_row, Retired};
 
 /// Name of the row trigger vset installs.
 pub const CAPTURE_TRIGGER: &str = "vset_capture";
@@ -226,10 +226,10 @@ fn track_owned(
         // Entries cached under the old template or payload columns would never be
         // touched again: delete them (a re-track that keeps both writes nothing).
         if !old.same_cache_entries(&tracked) {
-            let n = del_every_row(client, tbl, &info.qualified, old)?;
-            notice!(
-                "vset: {} changed how it is tracked: {n} del record(s) written for the keys cached the old way",
-                info.qualified
+            report_retired(
+                &info.qualified,
+                "changed how it is tracked",
+                del_every_row(client, tbl, &info.qualified, old)?,
             );
         }
         drop_triggers(client, &info.qualified, &partitions)?;
@@ -264,6 +264,18 @@ fn track_owned(
     }
     tracked.insert(client, tbl)?;
     Ok(tracked.key_template)
+}
+
+/// NOTICE (keys deleted) or WARNING (none could be rendered) after [`del_every_row`].
+fn report_retired(table: &str, what: &str, retired: Retired) {
+    match retired {
+        Retired::Deleted(n) => notice!(
+            "vset: {table} {what}: {n} del record(s) written for the keys cached the old way"
+        ),
+        Retired::Unrenderable { column } => warning!(
+            "vset: {table} {what}, but its key column {column:?} no longer exists, so its cached keys could not be deleted: delete them in Redis yourself (they will not change again)"
+        ),
+    }
 }
 
 /// Drops vset's triggers from a table and the given partitions (quoted names).
@@ -314,10 +326,10 @@ fn untrack_internal(tbl: Option<pg_sys::Oid>) {
                     });
                 };
                 // Nothing maintains its keys from now on: delete them from the cache.
-                let n = del_every_row(client, tbl, &info.qualified, &tracked)?;
-                notice!(
-                    "vset: {} untracked: {n} del record(s) written for its cached keys",
-                    info.qualified
+                report_retired(
+                    &info.qualified,
+                    "untracked",
+                    del_every_row(client, tbl, &info.qualified, &tracked)?,
                 );
                 let partitions = info.partitions(client)?;
                 drop_triggers(client, &info.qualified, &partitions)?;

@@ -46,15 +46,18 @@ fn column_types(
 ) -> Result<Vec<pg_sys::Oid>, VsetError> {
     let mut out = Vec::with_capacity(columns.len());
     for c in columns {
-        let ty = client
-            .select(
-                "SELECT atttypid FROM pg_catalog.pg_attribute
-                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-                Some(1),
-                &[tbl.into(), c.clone().into()],
-            )?
-            .first()
-            .get_one::<pg_sys::Oid>()?;
+        let rows = client.select(
+            "SELECT atttypid FROM pg_catalog.pg_attribute
+              WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+            Some(1),
+            &[tbl.into(), c.clone().into()],
+        )?;
+        // A column renamed or dropped since track: no type (its class is Any).
+        let ty = if rows.is_empty() {
+            None
+        } else {
+            rows.first().get_one::<pg_sys::Oid>()?
+        };
         out.push(ty.unwrap_or(pg_sys::InvalidOid));
     }
     Ok(out)
@@ -98,7 +101,11 @@ pub fn refuse_overlapping_keys(
     let others = client.select(
         "SELECT t.tbl::oid, t.tbl::text, t.key_template, t.key_columns,
                 has_table_privilege($2, t.tbl::oid, 'SELECT') IS TRUE
-           FROM vset.tracked t WHERE t.tbl::oid <> $1",
+           FROM vset.tracked t
+           -- Only tables that exist (a row can outlive its table when DROP ran with
+           -- session_replication_role = replica, which skips event triggers).
+           JOIN pg_catalog.pg_class c ON c.oid = t.tbl::oid
+          WHERE t.tbl::oid <> $1",
         None,
         &[tbl.into(), caller.into()],
     )?;

@@ -73,6 +73,9 @@ impl Drop for OutboxIndexes {
 // invalidation callbacks (relcache: the outbox or the sequence changed or was
 // dropped, e.g. DROP/CREATE EXTENSION; syscache SEQRELID: ALTER SEQUENCE).
 thread_local! {
+    /// Bumped by every invalidation that drops the caches: a cache built while one
+    /// arrived (index_open can process invalidations) is used once, not kept.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
     static OBJECTS: Cell<Option<VsetObjects>> = const { Cell::new(None) };
     static SEQUENCE_CHECKED: Cell<bool> = const { Cell::new(false) };
     static INDEXES: RefCell<Option<Rc<OutboxIndexes>>> = const { RefCell::new(None) };
@@ -83,8 +86,14 @@ unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid)
         o.get().is_none_or(|o| {
             relid == pg_sys::InvalidOid || relid == o.outbox || relid == o.version_seq
         })
+    }) || INDEXES.with(|i| {
+        i.try_borrow().map_or(true, |i| {
+            i.as_ref()
+                .is_some_and(|i| i.entries.iter().any(|e| e.0 == relid))
+        })
     });
     if affected {
+        GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
         OBJECTS.with(|o| o.set(None));
         SEQUENCE_CHECKED.with(|c| c.set(false));
         // try_borrow: never panic inside a callback; a borrowed cache is in use and
@@ -171,6 +180,7 @@ unsafe fn outbox_indexes(rel: pg_sys::Relation) -> Result<Rc<OutboxIndexes>, Vse
     if let Some(i) = INDEXES.with(|i| i.borrow().clone()) {
         return Ok(i);
     }
+    let generation = GENERATION.with(Cell::get);
     // SAFETY: rel is open; the IndexInfos are allocated in a context of our own
     // under CacheMemoryContext, which the cache deletes when dropped.
     let built = unsafe {
@@ -191,25 +201,36 @@ unsafe fn outbox_indexes(rel: pg_sys::Relation) -> Result<Rc<OutboxIndexes>, Vse
         for k in 0..n {
             let index_oid = pg_sys::list_nth_oid(list, k);
             let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            // Only btree: other access methods keep pointers into the index's
+            // relcache entry in ii_AmCache, which would not outlive an invalidation.
+            let btree = (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID;
             let old = pg_sys::MemoryContextSwitchTo(context);
             let info = pg_sys::BuildIndexInfo(index);
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-            if !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
+            if !btree || !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
                 return Err(VsetError::Altered(
-                    "indexes of vset.outbox (expression or partial index)",
+                    "indexes of vset.outbox (only plain btree indexes are supported)",
                 ));
+            }
+            // An index being built CONCURRENTLY takes no inserts yet (as
+            // CatalogIndexInsert does); when it becomes ready, the relcache
+            // invalidation of the outbox rebuilds this cache.
+            if !(*info).ii_ReadyForInserts {
+                continue;
             }
             cache.entries.push((index_oid, info));
         }
         pg_sys::list_free(list);
         Rc::new(cache)
     };
-    INDEXES.with(|i| {
-        if let Ok(mut i) = i.try_borrow_mut() {
-            *i = Some(built.clone());
-        }
-    });
+    if GENERATION.with(Cell::get) == generation {
+        INDEXES.with(|i| {
+            if let Ok(mut i) = i.try_borrow_mut() {
+                *i = Some(built.clone());
+            }
+        });
+    }
     Ok(built)
 }
 

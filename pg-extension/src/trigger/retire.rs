@@ -1,19 +1,26 @@
 //! `del` records for every row of a table under a template it is leaving: when
 //! `vset.untrack` stops maintaining its keys, or `vset.track(…, replace => true)`
-//! changes its template or payload columns. Without them, every key cached
-//! under the old template (or with the old payload shape) would stay as it was, and
-//! be served stale for as long as Redis keeps it; with them, the relay deletes each
+//! changes its template or payload columns. Without them, every key cached under
+//! the old template (or with the old payload shape) would stay as it was, and be
+//! served stale for as long as Redis keeps it; with them, the relay deletes each
 //! (raising its floor) and the next read fills it the new way.
 //!
+//! The table is locked `SHARE ROW EXCLUSIVE` first (writers wait until the
+//! transaction ends, readers do not): a write committed during the scan would
+//! otherwise be missed, and its key left cached after the trigger is gone. The lock
+//! only helps if the scan's snapshot is taken after it, so this refuses to run in a
+//! REPEATABLE READ or SERIALIZABLE transaction.
+//!
 //! One record per row, written with the capture trigger's own writer and rendering
-//! settings; the rows are read in batches through a cursor, so a large table costs
-//! time and outbox space (one `del` per row), not memory. For a table of many
-//! millions of rows, deleting its prefix in Redis yourself may be cheaper: untrack
-//! does not offer to skip this.
+//! settings; rows are read through a cursor in batches, each batch's tuples freed
+//! and each row's allocations made in a context reset per batch, so a large table
+//! costs time and outbox space (one `del` per row), not memory.
 
 use std::ffi::CString;
 
+use pgrx::pg_sys;
 use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::PgMemoryContexts;
 
 use crate::canonical::CanonicalOutput;
 use crate::catalog::tracked::Tracked;
@@ -25,30 +32,80 @@ use crate::wakeup;
 /// Rows read per cursor fetch.
 const BATCH: i64 = 10_000;
 
+/// What [`del_every_row`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retired {
+    /// This many `del` records were written.
+    Deleted(u64),
+    /// The template names a column the table no longer has (renamed or dropped
+    /// after `track`): no key can be rendered; the caller warns.
+    Unrenderable { column: String },
+}
+
 /// Writes a `del` for the key of every row of `tbl` (`qualified`: its quoted name)
-/// under `tracked`'s template; returns how many. Run as the extension owner, so
-/// row-level security hides no row.
+/// under `tracked`'s template. Run as the extension owner, so row-level security
+/// hides no row.
 pub fn del_every_row(
-    client: &SpiClient<'_>,
-    tbl: pgrx::pg_sys::Oid,
+    client: &mut SpiClient<'_>,
+    tbl: pg_sys::Oid,
     qualified: &str,
     tracked: &Tracked,
-) -> Result<u64, VsetError> {
+) -> Result<Retired, VsetError> {
+    // SAFETY: reads the backend's isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return Err(VsetError::NeedsReadCommitted {
+            table: qualified.to_string(),
+        });
+    }
     let template =
         KeyTemplate::parse(&tracked.key_template).map_err(|source| VsetError::Template {
             template: tracked.key_template.clone(),
             source,
         })?;
+    for c in template.columns() {
+        let missing = client
+            .select(
+                "SELECT 1 FROM pg_catalog.pg_attribute
+                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                Some(1),
+                &[tbl.into(), c.clone().into()],
+            )?
+            .is_empty();
+        if missing {
+            return Ok(Retired::Unrenderable { column: c.clone() });
+        }
+    }
+    client.update(
+        &format!("LOCK TABLE {qualified} IN SHARE ROW EXCLUSIVE MODE"),
+        None,
+        &[],
+    )?;
+    let partitioned = client
+        .select(
+            "SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = $1",
+            Some(1),
+            &[tbl.into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
     let columns: Vec<String> = template
         .columns()
         .iter()
-        .map(|c| format!("pg_catalog.format('%s', t.{})", quote_identifier(c)))
+        .map(|c| {
+            let c = quote_identifier(c);
+            format!("CASE WHEN t.{c} IS NULL THEN NULL ELSE pg_catalog.format('%s', t.{c}) END")
+        })
         .collect();
-    let query = format!("SELECT {} FROM {} t", columns.join(", "), qualified);
+    // ONLY: a plain table's inheritance children are not tracked with it (a
+    // partitioned table's partitions are, and ONLY would see no row of them).
+    let only = if partitioned { "" } else { "ONLY " };
+    let query = format!("SELECT {} FROM {only}{qualified} t", columns.join(", "));
     let channel = CString::new(tracked.channel.clone())
         .map_err(|_| VsetError::BadChannel(tracked.channel.clone()))?;
     let objects = vset_objects()?;
     let _canonical = CanonicalOutput::enter();
+    let mut per_batch = PgMemoryContexts::new("vset retire");
     let mut cursor = client.try_open_cursor(query.as_str(), &[])?;
     let mut written = 0u64;
     loop {
@@ -56,21 +113,33 @@ pub fn del_every_row(
         if batch.is_empty() {
             break;
         }
-        'rows: for row in batch {
+        for row in batch {
             let mut parts = Vec::with_capacity(columns.len());
             for i in 1..=columns.len() {
-                // A NULL key column never had a key (capture refuses to render one).
-                let Some(part) = row.get::<String>(i)? else {
-                    continue 'rows;
-                };
-                parts.push(part);
+                parts.push(row.get::<String>(i)?);
             }
-            write_record(&objects, tbl, &template.render(&parts), Op::Del, None)?;
+            // A NULL key column never had a key (capture refuses to render one).
+            let Some(parts) = parts.into_iter().collect::<Option<Vec<String>>>() else {
+                continue;
+            };
+            let key = template.render(&parts);
+            // SAFETY: the record's datums live only for the insert.
+            unsafe {
+                per_batch.switch_to(|_| write_record(&objects, tbl, &key, Op::Del, None))?;
+            }
             written += 1;
+        }
+        // SAFETY: the batch (and every row read from it) is gone; SPI_tuptable is the
+        // table that fetch returned (nothing above runs SPI). Without this, SPI keeps
+        // every batch until the function returns.
+        unsafe {
+            pg_sys::SPI_freetuptable(pg_sys::SPI_tuptable);
+            pg_sys::SPI_tuptable = std::ptr::null_mut();
+            per_batch.reset();
         }
     }
     if written > 0 {
         wakeup::record_written(&channel);
     }
-    Ok(written)
+    Ok(Retired::Deleted(written))
 }

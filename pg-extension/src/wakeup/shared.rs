@@ -35,6 +35,7 @@ struct Shared {
 /// Set in the postmaster's shared-memory startup (inherited by every backend it
 /// forks); null when the library was not preloaded.
 static mut SHARED: *mut Shared = std::ptr::null_mut();
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
 static mut PREV_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
@@ -45,13 +46,20 @@ const ADDIN_SHMEM_INIT_LOCK: usize = 21;
 pub fn install_hooks() {
     // SAFETY: postmaster start-up, single-threaded; chains the previous hooks.
     unsafe {
-        PREV_REQUEST = pg_sys::shmem_request_hook;
-        pg_sys::shmem_request_hook = Some(request_shmem);
+        // PostgreSQL 15 added shmem_request_hook; before it, _PG_init requests directly.
+        #[cfg(any(feature = "pg13", feature = "pg14"))]
+        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<Shared>());
+        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+        {
+            PREV_REQUEST = pg_sys::shmem_request_hook;
+            pg_sys::shmem_request_hook = Some(request_shmem);
+        }
         PREV_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(startup_shmem);
     }
 }
 
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 unsafe extern "C-unwind" fn request_shmem() {
     // SAFETY: called by the postmaster in its shared-memory sizing phase.
     unsafe {

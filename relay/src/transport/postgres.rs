@@ -133,8 +133,12 @@ fn spawn_waiter(config: Config, wake: Arc<Notify>) -> JoinHandle<()> {
         loop {
             match connect_client(&config, None).await {
                 Ok(client) => {
+                    // No statement timeout: a role-level one shorter than a wait would
+                    // turn every wait into an error and a reconnect.
                     let _ = client
-                        .batch_execute("SET application_name = 'vset-relay-wait'")
+                        .batch_execute(
+                            "SET application_name = 'vset-relay-wait'; SET statement_timeout = 0",
+                        )
                         .await;
                     // -1: a value the counter never holds, so the first call returns
                     // at once with the current count.
@@ -149,7 +153,11 @@ fn spawn_waiter(config: Config, wake: Arc<Notify>) -> JoinHandle<()> {
                             .and_then(|row| row.try_get::<_, i64>(0))
                         {
                             Ok(now) => {
-                                if seen != -1 && now != seen {
+                                // The first reply on a connection wakes the loop too:
+                                // a commit between the loop's last claim and this
+                                // connection's first count would otherwise wait for
+                                // the poll.
+                                if now != seen {
                                     wake.notify_one();
                                 }
                                 seen = now;
