@@ -30,5 +30,7 @@ SET LOCAL vset.mode = 'invalidate';
 UPDATE users SET name = upper(name);
 COMMIT;
 
--- Cache keyed by the other unique key instead (any UNIQUE NOT NULL key works).
+-- Cache keyed by the other unique key instead (any UNIQUE NOT NULL key works). The
+-- keys cached under the old template get a del each (a NOTICE says how many), so none
+-- of them stays behind, stale.
 SELECT vset.track('users', key_template => 'user-by-email:{email}', replace => true);
