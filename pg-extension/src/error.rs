@@ -93,6 +93,8 @@ pub enum VsetError {
     BadTimeout { given: String, max: i32 },
     #[error("vset: {table}: untrack and a re-track that changes keys or payload must run in a READ COMMITTED transaction (they lock the table, then read every row; an older snapshot would miss rows written meanwhile)")]
     NeedsReadCommitted { table: String },
+    #[error("vset: fill of {table}: the row changed between reading and locking it {attempts} times in a row; try again")]
+    FillContended { table: String, attempts: usize },
     #[error("vset: SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -131,6 +133,7 @@ impl VsetError {
             }
             VsetError::NotPreloaded => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VsetError::NeedsReadCommitted { .. } => Code::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            VsetError::FillContended { .. } => Code::ERRCODE_LOCK_NOT_AVAILABLE,
             VsetError::BadTimeout { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }

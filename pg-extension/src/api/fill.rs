@@ -1,8 +1,10 @@
 //! `vset.fill(tbl, VARIADIC key)`: the read-miss path. Returns the current row's
 //! cache key, a fresh version and the payload, or no row when the row does not exist.
 //!
-//! The row is read `FOR SHARE` and the version is drawn *after* the lock is held
-//! (invariant 6): a writer that committed earlier drew a smaller version, and a
+//! The row is read by the caller (its SELECT privilege and row-level security
+//! apply), the version it read is locked `FOR SHARE` by the extension owner (so a
+//! role with SELECT only can fill), read again by the caller, and the version is
+//! drawn *after* the lock is held (invariant 6): a writer that committed earlier drew a smaller version, and a
 //! writer that commits later must wait for this lock (until the caller's transaction
 //! ends) before it can draw its own, larger one. So `VSET key version payload` with
 //! the result can never overwrite a newer committed change.
@@ -15,12 +17,15 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
 use crate::canonical::CanonicalOutput;
-use crate::catalog::owner::with_pinned_search_path;
+use crate::catalog::owner::{as_extension_owner, with_pinned_search_path};
 use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::Tracked;
 use crate::error::{OrRaise, VsetError};
 use crate::trigger::key::KeyTemplate;
 use crate::trigger::outbox_write::{next_version, vset_objects};
+
+/// How often a fill retries when the row changes between its read and its lock.
+const FILL_ATTEMPTS: usize = 20;
 
 #[pg_extern(name = "_fill")]
 fn fill_internal(
@@ -116,12 +121,19 @@ fn fill(
                 .join(", ")
         ),
     };
-    let query = format!(
-        "SELECT {}, {} FROM {} t WHERE {} FOR SHARE OF t",
+    // Read as the caller (its SELECT privilege and row-level security apply), lock
+    // the version it read as the extension owner (FOR SHARE needs UPDATE privilege,
+    // which a read-only API role does not have), then read it again as the caller.
+    let read = format!(
+        "SELECT {}, t.ctid::text, {} FROM {} t WHERE {}",
         payload_expr,
         key_exprs.join(", "),
         info.qualified,
         conditions.join(" AND ")
+    );
+    let lock = format!(
+        "SELECT 1 FROM {} t WHERE t.ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid FOR SHARE OF t",
+        info.qualified
     );
     let args: Vec<pgrx::datum::DatumWithOid> = key
         .iter()
@@ -129,18 +141,49 @@ fn fill(
         .collect();
     // Keys and payload in the same fixed settings the capture trigger renders in.
     let canonical = CanonicalOutput::enter();
-    let table = client.update(&query, Some(1), &args)?;
-    if table.is_empty() {
-        return Ok(None);
+    for _ in 0..FILL_ATTEMPTS {
+        // `update`, not `select`: a read-write SPI call takes a fresh snapshot in READ
+        // COMMITTED, so the second read sees the version the lock holds.
+        let first = client.update(&read, Some(1), &args)?;
+        if first.is_empty() {
+            return Ok(None);
+        }
+        let seen: Option<String> = first.first().get::<String>(2)?;
+        let Some(seen) = seen else {
+            return Ok(None);
+        };
+        let locked = as_extension_owner(|| {
+            Ok::<_, VsetError>(
+                !client
+                    .update(&lock, Some(1), &[seen.clone().into()])?
+                    .is_empty(),
+            )
+        })?;
+        if !locked {
+            // Changed between the read and the lock (or deleted): read it again.
+            continue;
+        }
+        // Nobody can change that version until this transaction ends.
+        let row = client.update(&read, Some(1), &args)?;
+        if row.is_empty() {
+            return Ok(None);
+        }
+        let row = row.first();
+        if row.get::<String>(2)?.as_deref() != Some(seen.as_str()) {
+            continue;
+        }
+        let payload = row.get::<String>(1)?;
+        let mut parts = Vec::with_capacity(key_exprs.len());
+        for i in 0..key_exprs.len() {
+            parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
+        }
+        drop(canonical);
+        // The row lock is held now: only now draw the version.
+        let version = next_version(&vset_objects()?);
+        return Ok(Some((template.render(&parts), version, payload)));
     }
-    let row = table.first();
-    let payload = row.get::<String>(1)?;
-    let mut parts = Vec::with_capacity(key_exprs.len());
-    for i in 0..key_exprs.len() {
-        parts.push(row.get::<String>(i + 2)?.unwrap_or_default());
-    }
-    drop(canonical);
-    // The row lock is held now: only now draw the version.
-    let version = next_version(&vset_objects()?);
-    Ok(Some((template.render(&parts), version, payload)))
+    Err(VsetError::FillContended {
+        table: info.qualified,
+        attempts: FILL_ATTEMPTS,
+    })
 }
