@@ -17,7 +17,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help deps build build-redis build-redis-release build-redis-control build-relay build-pg install install-pg install-pg-release \
         test lint test-redis test-pg test-e2e test-verify build-verify test-examples \
-        demo bench bench-redis bench-pg bench-pg-commit bench-pg-claim bench-e2e chaos lab package clean
+        demo bench bench-redis bench-pg bench-pg-commit bench-pg-claim bench-pg-fill bench-e2e chaos lab package clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -116,15 +116,19 @@ bench: bench-redis bench-pg bench-e2e ## every benchmark
 bench-redis: build-redis-release ## VSET vs SET vs Lua EVALSHA, via redis-benchmark
 	bash redis-module/bench/run.sh
 
-bench-pg: install-pg ## per-row cost, then durable commit rate: no trigger vs PL/pgSQL outbox vs vset
+bench-pg: install-pg ## per-row cost, durable commit rate (no trigger vs PL/pgSQL outbox vs vset), fill rate
 	bash pg-extension/bench/run.sh
 	bash pg-extension/bench/commit_rate.sh
+	bash pg-extension/bench/fill.sh
 
 bench-pg-commit: install-pg ## durable commit rate only (fsync on, 16 and 64 clients; CLIENTS, ROUNDS, DURATION)
 	bash pg-extension/bench/commit_rate.sh
 
 bench-pg-claim: install-pg ## claim rate with and without a snapshot holding the xmin horizon back
 	bash pg-extension/bench/claim_horizon.sh
+
+bench-pg-fill: install-pg ## read-miss fills per second: vset.fill vs the hand-written query, 1 and 8 sessions
+	bash pg-extension/bench/fill.sh
 
 bench-e2e: build-redis-release install-pg-release ## relay drain rate and commit-to-visible latency
 	cargo build -p vset-relay --release

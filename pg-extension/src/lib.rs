@@ -39,6 +39,7 @@ pub extern "C-unwind" fn _PG_init() {
     wakeup::init(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     trigger::plan::register_invalidation();
     trigger::outbox_write::register_invalidation();
+    api::fill::register_invalidation();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -687,6 +687,25 @@ $$;
     }
 
     #[pg_test]
+    fn fill_follows_a_retrack_and_an_untrack_within_the_session() {
+        users();
+        run("INSERT INTO users VALUES (1, 'a', 'x')");
+        let key = || one::<String>("SELECT cache_key FROM vset.fill('users', '1')");
+        assert_eq!(key().as_deref(), Some("public.users:1"));
+        run("SELECT vset.track('users', key_template => 'u:{id}', replace => true)");
+        assert_eq!(
+            key().as_deref(),
+            Some("u:1"),
+            "the prepared fill was dropped"
+        );
+        run("SELECT vset.untrack('users')");
+        assert_eq!(
+            try_sql("SELECT vset.fill('users', '1')"),
+            "55000: vset: table public.users is not tracked by vset"
+        );
+    }
+
+    #[pg_test]
     fn fill_refusals() {
         users();
         run("CREATE TABLE plain(id int PRIMARY KEY)");

@@ -13,8 +13,14 @@
 //! (for the default template: the primary key columns in index order) and are cast
 //! to the column types (without typmod, so nothing is silently truncated).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::PgOid;
 
 use crate::canonical::CanonicalOutput;
 use crate::catalog::owner::{as_extension_owner, with_pinned_search_path};
@@ -26,6 +32,83 @@ use crate::trigger::outbox_write::{next_version, vset_objects};
 
 /// How often a fill retries when the row changes between its read and its lock.
 const FILL_ATTEMPTS: usize = 20;
+
+/// What a fill of one table needs, prepared once per backend: after a cold start
+/// every read is a fill, so the per-call work is one execution of a saved plan and
+/// a `nextval`. Used only for callers who may lock rows themselves (the read-only
+/// path is built per call). Dropped when the table changes (a relcache invalidation:
+/// `track`/`untrack` create or drop its trigger, DDL); the plan cache re-plans a
+/// saved plan itself when `search_path` or the role it depends on changes.
+struct FillPlan {
+    qualified: String,
+    template: KeyTemplate,
+    key_columns: Vec<String>,
+    read_and_lock: OwnedPreparedStatement,
+}
+
+thread_local! {
+    static FILL_PLANS: RefCell<HashMap<u32, Rc<FillPlan>>> = RefCell::new(HashMap::new());
+}
+
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    FILL_PLANS.with(|p| {
+        if let Ok(mut plans) = p.try_borrow_mut() {
+            if relid == pg_sys::InvalidOid {
+                plans.clear();
+            } else {
+                plans.remove(&relid.to_u32());
+            }
+        }
+    });
+}
+
+/// Called once per backend from `_PG_init`.
+pub fn register_invalidation() {
+    // SAFETY: registering a static callback once per backend.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0usize))
+    };
+}
+
+/// Runs a prepared fill: the caller may lock rows (checked per call).
+fn fill_prepared(
+    client: &mut SpiClient<'_>,
+    plan: &FillPlan,
+    key: &[Option<String>],
+) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
+    if key.len() != plan.key_columns.len() {
+        return Err(VsetError::KeyArity {
+            table: plan.qualified.clone(),
+            expected: plan.key_columns.len(),
+            got: key.len(),
+            columns: plan.key_columns.join(", "),
+        });
+    }
+    if key.iter().any(Option::is_none) {
+        return Err(VsetError::NullArgument {
+            what: "a key value",
+        });
+    }
+    let args: Vec<pgrx::datum::DatumWithOid> = key
+        .iter()
+        .map(|k| k.clone().unwrap_or_default().into())
+        .collect();
+    let canonical = CanonicalOutput::enter();
+    let table = client.update(&plan.read_and_lock, Some(1), &args)?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    let payload = row.get::<String>(1)?;
+    let mut parts = Vec::with_capacity(plan.key_columns.len());
+    for i in 0..plan.key_columns.len() {
+        parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
+    }
+    drop(canonical);
+    // The row lock is held now: only now draw the version.
+    let version = next_version(&vset_objects()?);
+    Ok(Some((plan.template.render(&parts), version, payload)))
+}
 
 #[pg_extern(name = "_fill")]
 fn fill_internal(
@@ -55,6 +138,19 @@ fn fill(
     tbl: pg_sys::Oid,
     key: Vec<Option<String>>,
 ) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
+    // SAFETY: an ACL check of the calling role.
+    let may_lock = unsafe {
+        pg_sys::pg_class_aclcheck(
+            tbl,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_UPDATE as pg_sys::AclMode,
+        )
+    } == pg_sys::AclResult::ACLCHECK_OK;
+    if may_lock {
+        if let Some(plan) = FILL_PLANS.with(|p| p.borrow().get(&tbl.to_u32()).cloned()) {
+            return fill_prepared(client, &plan, &key);
+        }
+    }
     // What vset reads about the table is read under a pinned search_path; the row
     // query below runs under the caller's (its key type's operators may live in
     // the caller's schemas, e.g. citext).
@@ -121,9 +217,10 @@ fn fill(
                 .join(", ")
         ),
     };
-    // Read as the caller (its SELECT privilege and row-level security apply), lock
-    // the version it read as the extension owner (FOR SHARE needs UPDATE privilege,
-    // which a read-only API role does not have), then read it again as the caller.
+    // A caller without UPDATE privilege (a read-only API role): read as the caller
+    // (its SELECT privilege and row-level security apply), lock the version it read
+    // as the extension owner (FOR SHARE needs UPDATE privilege), then read it again
+    // as the caller.
     let read = format!(
         "SELECT {}, t.ctid::text, {} FROM {} t WHERE {}",
         payload_expr,
@@ -141,6 +238,26 @@ fn fill(
         .collect();
     // Keys and payload in the same fixed settings the capture trigger renders in.
     let canonical = CanonicalOutput::enter();
+    if may_lock {
+        // The caller may lock rows itself: one statement reads and locks. Prepared
+        // and kept for the next fills of this table.
+        drop(canonical);
+        let text_args = vec![PgOid::from(pg_sys::TEXTOID); key.len()];
+        let plan = Rc::new(FillPlan {
+            qualified: info.qualified.clone(),
+            template,
+            key_columns: tracked.key_columns.clone(),
+            read_and_lock: client
+                .prepare_mut(format!("{read} FOR SHARE OF t").as_str(), &text_args)?
+                .keep(),
+        });
+        FILL_PLANS.with(|p| {
+            if let Ok(mut plans) = p.try_borrow_mut() {
+                plans.insert(tbl.to_u32(), plan.clone());
+            }
+        });
+        return fill_prepared(client, &plan, &key);
+    }
     for _ in 0..FILL_ATTEMPTS {
         // `update`, not `select`: a read-write SPI call takes a fresh snapshot in READ
         // COMMITTED, so the second read sees the version the lock holds.
