@@ -40,3 +40,24 @@ psql_q() { "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -q 
 
 # Median of the numbers on stdin (one per line or separated by spaces).
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# The hand-written equivalent of vset's capture, the baseline the benchmarks compare
+# with: an AFTER row trigger in PL/pgSQL drawing a version from a CACHE 1 sequence and
+# INSERTing the rendered key and row_to_json(NEW) into an outbox shaped like
+# vset.outbox; `bench_capture('notify')` also calls pg_notify.
+bench_plpgsql_outbox() {
+  psql_q <<'SQL'
+CREATE SEQUENCE bench_version_seq CACHE 1;
+CREATE TABLE bench_outbox (
+    id bigint NOT NULL PRIMARY KEY, tbl regclass NOT NULL, cache_key text NOT NULL, op text NOT NULL,
+    version bigint NOT NULL, payload text, created_at timestamptz NOT NULL DEFAULT now());
+CREATE FUNCTION bench_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint := nextval('bench_version_seq');
+BEGIN
+    INSERT INTO bench_outbox (id, tbl, cache_key, op, version, payload)
+    VALUES (v, TG_RELID, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ':' || NEW.id, 'set', v, row_to_json(NEW)::text);
+    IF TG_ARGV[0] = 'notify' THEN PERFORM pg_notify('bench', ''); END IF;
+    RETURN NULL;
+END $$;
+SQL
+}

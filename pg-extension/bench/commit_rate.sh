@@ -28,6 +28,7 @@ bench_cluster bench-pg-commit -c shared_buffers=256MB -c max_wal_size=4GB -c max
   -c fsync=on -c synchronous_commit=on -c autovacuum=off -c jit=off -c shared_preload_libraries=vset
 
 psql_q -c "CREATE EXTENSION vset"
+bench_plpgsql_outbox
 psql_q <<SQL
 CREATE TABLE t_plain (id int PRIMARY KEY, v bigint NOT NULL, name text NOT NULL);
 CREATE TABLE t_plpgsql (LIKE t_plain INCLUDING ALL);
@@ -37,18 +38,6 @@ INSERT INTO t_plain SELECT g, 0, 'user ' || g FROM generate_series(1, $ROWS) g;
 INSERT INTO t_plpgsql SELECT * FROM t_plain;
 INSERT INTO t_plpgsql_notify SELECT * FROM t_plain;
 INSERT INTO t_vset SELECT * FROM t_plain;
-CREATE SEQUENCE bench_version_seq CACHE 1;
-CREATE TABLE bench_outbox (
-    id bigint NOT NULL PRIMARY KEY, tbl regclass NOT NULL, cache_key text NOT NULL, op text NOT NULL,
-    version bigint NOT NULL, payload text, created_at timestamptz NOT NULL DEFAULT now());
-CREATE FUNCTION bench_capture() RETURNS trigger LANGUAGE plpgsql AS \$\$
-DECLARE v bigint := nextval('bench_version_seq');
-BEGIN
-    INSERT INTO bench_outbox (id, tbl, cache_key, op, version, payload)
-    VALUES (v, TG_RELID, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ':' || NEW.id, 'set', v, row_to_json(NEW)::text);
-    IF TG_ARGV[0] = 'notify' THEN PERFORM pg_notify('bench', ''); END IF;
-    RETURN NULL;
-END \$\$;
 CREATE TRIGGER bench_capture AFTER UPDATE ON t_plpgsql FOR EACH ROW EXECUTE FUNCTION bench_capture('');
 CREATE TRIGGER bench_capture AFTER UPDATE ON t_plpgsql_notify FOR EACH ROW EXECUTE FUNCTION bench_capture('notify');
 SELECT vset.track('t_vset') \g /dev/null

@@ -31,6 +31,7 @@ psql_q <<SQL
 CREATE EXTENSION vset;
 UPDATE pg_catalog.pg_proc SET probin = '$work/vset.so' WHERE probin = '\$libdir/vset';
 SQL
+bench_plpgsql_outbox
 psql_q <<SQL
 CREATE TABLE t_plain  (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, score int NOT NULL, updated_at timestamptz NOT NULL);
 CREATE TABLE t_plpgsql (LIKE t_plain INCLUDING ALL);
@@ -39,20 +40,7 @@ INSERT INTO t_plain SELECT g, 'user ' || g, 'user' || g || '@example.com', g % 1
 INSERT INTO t_plpgsql SELECT * FROM t_plain;
 INSERT INTO t_vset SELECT * FROM t_plain;
 
--- The hand-written equivalent of vset's capture.
-CREATE SEQUENCE bench_version_seq CACHE 1;
-CREATE TABLE bench_outbox (
-    id bigint NOT NULL PRIMARY KEY, tbl regclass NOT NULL, cache_key text NOT NULL, op text NOT NULL,
-    version bigint NOT NULL, payload text, created_at timestamptz NOT NULL DEFAULT now());
-CREATE FUNCTION bench_capture() RETURNS trigger LANGUAGE plpgsql AS \$\$
-DECLARE v bigint := nextval('bench_version_seq');
-BEGIN
-    INSERT INTO bench_outbox (id, tbl, cache_key, op, version, payload)
-    VALUES (v, TG_RELID, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ':' || NEW.id, 'set', v, row_to_json(NEW)::text);
-    PERFORM pg_notify('bench', '');
-    RETURN NULL;
-END \$\$;
-CREATE TRIGGER bench_capture AFTER UPDATE ON t_plpgsql FOR EACH ROW EXECUTE FUNCTION bench_capture();
+CREATE TRIGGER bench_capture AFTER UPDATE ON t_plpgsql FOR EACH ROW EXECUTE FUNCTION bench_capture('notify');
 
 -- Wall and CPU time of one statement in this backend. CPU time (utime + stime of the
 -- backend, from /proc/self/stat, 10 ms ticks) is what the trigger costs; it is also
