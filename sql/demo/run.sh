@@ -61,7 +61,8 @@ PGURL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 step "Starting a private PostgreSQL (port $PGPORT) and Redis with the vset module (port $RPORT) under .run/demo"
 as_pg "$PG_BIN/initdb" -D "$RUN/pg/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -l "$RUN/pg/postgres.log" -w \
-  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN/pg" start >/dev/null
+  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN/pg \
+      -c shared_preload_libraries=vset" start >/dev/null
 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$RUN/redis" --save '' --appendonly no \
   --loadmodule "$MODULE" --logfile "$RUN/redis/redis.log" &
 REDIS_PID=$!
