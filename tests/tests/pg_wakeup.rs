@@ -298,3 +298,52 @@ fn without_preload_relays_are_told_to_listen() {
         );
     }
 }
+
+/// The counter is per database: a tracked commit in another database neither wakes
+/// nor tells this database's waiters anything.
+#[test]
+fn commits_in_another_database_do_not_wake_this_ones_relays() {
+    let (pg, mut writer) = preloaded();
+    let here: u32 = writer
+        .query_one(
+            "SELECT oid FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .expect("oid")
+        .get(0);
+    // A database whose slot (oid % 64) differs from this one's.
+    let mut other_name = String::new();
+    for i in 0..3 {
+        let name = format!("other{i}");
+        writer
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        let oid: u32 = writer
+            .query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+            .expect("oid")
+            .get(0);
+        if oid % 64 != here % 64 {
+            other_name = name;
+            break;
+        }
+    }
+    assert!(!other_name.is_empty(), "no database in another slot");
+    let mut other = Client::connect(&pg.url_for(&other_name), postgres::NoTls).expect("other");
+    other
+        .batch_execute(
+            "CREATE EXTENSION vset; CREATE TABLE t(id int PRIMARY KEY, v int NOT NULL); SELECT vset.track('t');",
+        )
+        .expect("other database tracked");
+    let mut relay = pg.client().expect("relay");
+    let seen = counter(&mut relay);
+    other
+        .batch_execute("INSERT INTO t VALUES (1, 1)")
+        .expect("commit in the other database");
+    let (now, took) = wait(&mut relay, seen, 500);
+    assert_eq!(now, seen, "not counted here");
+    assert!(took >= Duration::from_millis(490), "not woken ({took:?})");
+    writer
+        .batch_execute("INSERT INTO t VALUES (1, 1)")
+        .expect("commit here");
+    assert_eq!(wait(&mut relay, seen, 500).0, seen + 1);
+}

@@ -1,8 +1,9 @@
 //! The shared-memory wake-up: a commit counter and a condition variable.
 //!
-//! With `vset` in `shared_preload_libraries`, the postmaster reserves one small
-//! struct. A transaction that captured anything adds 1 to `commits` and broadcasts
-//! `changed` from its commit callback, which PostgreSQL calls after the commit is
+//! With `vset` in `shared_preload_libraries`, the postmaster reserves a small
+//! array of slots (a counter and a condition variable each; a database uses slot
+//! `oid % 64`). A transaction that captured anything adds 1 to its database's
+//! `commits` and broadcasts its `changed` from its commit callback, which PostgreSQL calls after the commit is
 //! durable and visible (`XACT_EVENT_COMMIT` comes after `ProcArrayEndTransaction`).
 //! No lock is held across the commit's WAL flush, unlike `NOTIFY`, whose
 //! `PreCommit_Notify` serialises every notifying commit in the cluster behind one
@@ -26,10 +27,21 @@ use std::time::{Duration, Instant};
 
 use pgrx::pg_sys;
 
+/// One counter and condition variable per slot; a database uses slot
+/// `oid % SLOTS`, so relays wake for their own database's commits (databases that
+/// share a slot only cost each other an empty claim), and a role learns nothing
+/// about when other databases commit.
+const SLOTS: usize = 64;
+
 #[repr(C)]
-struct Shared {
+struct Slot {
     commits: AtomicU64,
     changed: pg_sys::ConditionVariable,
+}
+
+#[repr(C)]
+struct Shared {
+    slots: [Slot; SLOTS],
 }
 
 /// Set in the postmaster's shared-memory startup (inherited by every backend it
@@ -86,8 +98,11 @@ unsafe extern "C-unwind" fn startup_shmem() {
             &mut found,
         ) as *mut Shared;
         if !found {
-            std::ptr::write(&raw mut (*shared).commits, AtomicU64::new(0));
-            pg_sys::ConditionVariableInit(&raw mut (*shared).changed);
+            for i in 0..SLOTS {
+                let slot = &raw mut (*shared).slots[i];
+                std::ptr::write(&raw mut (*slot).commits, AtomicU64::new(0));
+                pg_sys::ConditionVariableInit(&raw mut (*slot).changed);
+            }
         }
         SHARED = shared;
         pg_sys::LWLockRelease(lock);
@@ -99,6 +114,13 @@ fn shared() -> Option<&'static Shared> {
     unsafe { SHARED.as_ref() }
 }
 
+/// This database's slot.
+fn slot() -> Option<&'static Slot> {
+    // SAFETY: MyDatabaseId is set once the backend has connected to its database.
+    let db = unsafe { pg_sys::MyDatabaseId }.to_u32() as usize;
+    shared().map(|s| &s.slots[db % SLOTS])
+}
+
 /// True when the library was preloaded and the shared struct exists.
 pub fn available() -> bool {
     shared().is_some()
@@ -106,7 +128,7 @@ pub fn available() -> bool {
 
 /// A tracked commit happened: count it and wake every waiting relay.
 pub fn announce_commit() {
-    if let Some(s) = shared() {
+    if let Some(s) = slot() {
         s.commits.fetch_add(1, Ordering::SeqCst);
         // SAFETY: the condition variable lives in shared memory for the server's life.
         unsafe { pg_sys::ConditionVariableBroadcast(&s.changed as *const _ as *mut _) };
@@ -117,7 +139,7 @@ pub fn announce_commit() {
 /// None when the library was not preloaded. Interruptible (a cancel or a
 /// terminate raises the usual ERROR/FATAL from inside the sleep).
 pub fn wait_for_commit(seen: u64, timeout: Duration) -> Option<u64> {
-    let s = shared()?;
+    let s = slot()?;
     let cv = &s.changed as *const _ as *mut pg_sys::ConditionVariable;
     let deadline = Instant::now() + timeout;
     // SAFETY: standard condition-variable protocol on a shared-memory CV; an ERROR
