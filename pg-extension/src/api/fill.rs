@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
-use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::spi::{quote_identifier, SpiClient, SpiTupleTable};
 use pgrx::PgOid;
 
 use crate::canonical::CanonicalOutput;
@@ -70,44 +70,56 @@ pub fn register_invalidation() {
     };
 }
 
+type Filled = (String, i64, Option<String>);
+
+/// The key values given must be one non-NULL text per placeholder; as SQL arguments.
+fn key_arguments<'a>(
+    qualified: &str,
+    key_columns: &[String],
+    key: &'a [Option<String>],
+) -> Result<Vec<pgrx::datum::DatumWithOid<'a>>, VsetError> {
+    if key.len() != key_columns.len() {
+        return Err(VsetError::KeyArity {
+            table: qualified.to_string(),
+            expected: key_columns.len(),
+            got: key.len(),
+            columns: key_columns.join(", "),
+        });
+    }
+    key.iter()
+        .map(|k| {
+            k.clone().map(Into::into).ok_or(VsetError::NullArgument {
+                what: "a key value",
+            })
+        })
+        .collect()
+}
+
+/// The fill of a row read (columns: payload, ctid, then the key columns' text) whose
+/// version is locked: its key, a version drawn now (after the lock), its payload.
+fn filled(row: &SpiTupleTable<'_>, template: &KeyTemplate) -> Result<Filled, VsetError> {
+    let payload = row.get::<String>(1)?;
+    let mut parts = Vec::with_capacity(template.columns().len());
+    for i in 0..template.columns().len() {
+        parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
+    }
+    let version = next_version(&vset_objects()?);
+    Ok((template.render(&parts), version, payload))
+}
+
 /// Runs a prepared fill: the caller may lock rows (checked per call).
 fn fill_prepared(
     client: &mut SpiClient<'_>,
     plan: &FillPlan,
     key: &[Option<String>],
-) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
-    if key.len() != plan.key_columns.len() {
-        return Err(VsetError::KeyArity {
-            table: plan.qualified.clone(),
-            expected: plan.key_columns.len(),
-            got: key.len(),
-            columns: plan.key_columns.join(", "),
-        });
-    }
-    if key.iter().any(Option::is_none) {
-        return Err(VsetError::NullArgument {
-            what: "a key value",
-        });
-    }
-    let args: Vec<pgrx::datum::DatumWithOid> = key
-        .iter()
-        .map(|k| k.clone().unwrap_or_default().into())
-        .collect();
-    let canonical = CanonicalOutput::enter();
+) -> Result<Option<Filled>, VsetError> {
+    let args = key_arguments(&plan.qualified, &plan.key_columns, key)?;
+    let _canonical = CanonicalOutput::enter();
     let table = client.update(&plan.read_and_lock, Some(1), &args)?;
     if table.is_empty() {
         return Ok(None);
     }
-    let row = table.first();
-    let payload = row.get::<String>(1)?;
-    let mut parts = Vec::with_capacity(plan.key_columns.len());
-    for i in 0..plan.key_columns.len() {
-        parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
-    }
-    drop(canonical);
-    // The row lock is held now: only now draw the version.
-    let version = next_version(&vset_objects()?);
-    Ok(Some((plan.template.render(&parts), version, payload)))
+    filled(&table.first(), &plan.template).map(Some)
 }
 
 #[pg_extern(name = "_fill")]
@@ -137,7 +149,7 @@ fn fill(
     client: &mut SpiClient<'_>,
     tbl: pg_sys::Oid,
     key: Vec<Option<String>>,
-) -> Result<Option<(String, i64, Option<String>)>, VsetError> {
+) -> Result<Option<Filled>, VsetError> {
     // SAFETY: an ACL check of the calling role.
     let may_lock = unsafe {
         pg_sys::pg_class_aclcheck(
@@ -161,14 +173,7 @@ fn fill(
         })?;
         Ok::<_, VsetError>((info, tracked))
     })?;
-    if key.len() != tracked.key_columns.len() {
-        return Err(VsetError::KeyArity {
-            table: info.qualified,
-            expected: tracked.key_columns.len(),
-            got: key.len(),
-            columns: tracked.key_columns.join(", "),
-        });
-    }
+    let args = key_arguments(&info.qualified, &tracked.key_columns, &key)?;
     let template =
         KeyTemplate::parse(&tracked.key_template).map_err(|source| VsetError::Template {
             template: tracked.key_template.clone(),
@@ -179,6 +184,7 @@ fn fill(
     let mut conditions = Vec::new();
     let mut key_exprs = Vec::new();
     for (i, col) in tracked.key_columns.iter().enumerate() {
+        // (NULL key values were refused with the arity above.)
         // format_type under the pinned path qualifies every type not in pg_catalog.
         let ty = with_pinned_search_path(|| {
             client
@@ -196,11 +202,6 @@ fn fill(
             table: info.qualified.clone(),
             column: col.clone(),
         })?;
-        if key[i].is_none() {
-            return Err(VsetError::NullArgument {
-                what: "a key value",
-            });
-        }
         conditions.push(format!("t.{} = ${}::{}", quote_identifier(col), i + 1, ty));
         key_exprs.push(format!(
             "pg_catalog.format('%s', t.{})",
@@ -232,16 +233,9 @@ fn fill(
         "SELECT 1 FROM {} t WHERE t.ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid FOR SHARE OF t",
         info.qualified
     );
-    let args: Vec<pgrx::datum::DatumWithOid> = key
-        .iter()
-        .map(|k| k.clone().unwrap_or_default().into())
-        .collect();
-    // Keys and payload in the same fixed settings the capture trigger renders in.
-    let canonical = CanonicalOutput::enter();
     if may_lock {
         // The caller may lock rows itself: one statement reads and locks. Prepared
         // and kept for the next fills of this table.
-        drop(canonical);
         let text_args = vec![PgOid::from(pg_sys::TEXTOID); key.len()];
         let plan = Rc::new(FillPlan {
             qualified: info.qualified.clone(),
@@ -258,6 +252,8 @@ fn fill(
         });
         return fill_prepared(client, &plan, &key);
     }
+    // Keys and payload in the same fixed settings the capture trigger renders in.
+    let _canonical = CanonicalOutput::enter();
     for _ in 0..FILL_ATTEMPTS {
         // `update`, not `select`: a read-write SPI call takes a fresh snapshot in READ
         // COMMITTED, so the second read sees the version the lock holds.
@@ -289,15 +285,7 @@ fn fill(
         if row.get::<String>(2)?.as_deref() != Some(seen.as_str()) {
             continue;
         }
-        let payload = row.get::<String>(1)?;
-        let mut parts = Vec::with_capacity(key_exprs.len());
-        for i in 0..key_exprs.len() {
-            parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
-        }
-        drop(canonical);
-        // The row lock is held now: only now draw the version.
-        let version = next_version(&vset_objects()?);
-        return Ok(Some((template.render(&parts), version, payload)));
+        return filled(&row, &template).map(Some);
     }
     Err(VsetError::FillContended {
         table: info.qualified,

@@ -39,7 +39,7 @@ pub fn class_of(type_oid: pg_sys::Oid) -> ValueClass {
 }
 
 /// Type oids of `columns` of table `tbl`, in that order (InvalidOid if missing).
-fn column_types(
+pub fn column_types(
     client: &SpiClient<'_>,
     tbl: pg_sys::Oid,
     columns: &[String],

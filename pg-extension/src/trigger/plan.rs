@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 use pgrx::PgTupleDesc;
 
 use crate::api::track::CAPTURE_TRIGGER;
@@ -131,12 +132,13 @@ fn relation_name(rel: pg_sys::Relation) -> String {
 /// created by hand, on any table, with any arguments) could write records for keys it
 /// does not own, which a relay would then put over the real cache entries.
 fn verify_installed_by_track(
+    client: &SpiClient<'_>,
     tracked: pg_sys::Oid,
     table: &str,
     trigger_name: &str,
     args: &[String],
 ) -> Result<(), VsetError> {
-    let recorded = as_extension_owner(|| Spi::connect(|client| Tracked::load(client, tracked)))?;
+    let recorded = Tracked::load(client, tracked)?;
     let matches = recorded
         .as_ref()
         .is_some_and(|t| trigger_name == CAPTURE_TRIGGER && t.trigger_args().as_slice() == args);
@@ -217,19 +219,21 @@ fn build(
         relid
     };
 
-    verify_installed_by_track(tracked, &table, trigger_name, args)?;
-    // Checked at track time, and again whenever the relation changed (this plan is
-    // rebuilt after every relcache invalidation: DROP NOT NULL, a dropped or replaced
-    // unique index all send one).
-    // Column types may have changed (ALTER TABLE … TYPE, RENAME COLUMN) since
-    // track checked the key's type and namespace: check them again.
+    // As the extension owner (vset.tracked, every tracked table): the trigger is the
+    // one track installed; and since column types may have changed (ALTER TABLE …
+    // TYPE, RENAME COLUMN) after track checked the key's type and namespace, check
+    // them again.
     let writer = caller();
     as_extension_owner(|| {
         Spi::connect(|client| {
+            verify_installed_by_track(client, tracked, &table, trigger_name, args)?;
             check_key_types(client, tracked, &table, template.columns())?;
             refuse_overlapping_keys(client, tracked, &table, &template, writer)
         })
     })?;
+    // Checked at track time, and again whenever the relation changed (this plan is
+    // rebuilt after every relcache invalidation: DROP NOT NULL, a dropped or replaced
+    // unique index all send one).
     let keys = Spi::connect(|client| usable_keys(client, tracked))?;
     if !keys.iter().any(|k| k.same_columns(template.columns())) {
         return Err(VsetError::KeyNoLongerUnique {

@@ -23,6 +23,7 @@ use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::PgMemoryContexts;
 
 use crate::canonical::CanonicalOutput;
+use crate::catalog::namespaces::column_types;
 use crate::catalog::tracked::Tracked;
 use crate::error::VsetError;
 use crate::trigger::key::KeyTemplate;
@@ -62,18 +63,16 @@ pub fn del_every_row(
             template: tracked.key_template.clone(),
             source,
         })?;
-    for c in template.columns() {
-        let missing = client
-            .select(
-                "SELECT 1 FROM pg_catalog.pg_attribute
-                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-                Some(1),
-                &[tbl.into(), c.clone().into()],
-            )?
-            .is_empty();
-        if missing {
-            return Ok(Retired::Unrenderable { column: c.clone() });
-        }
+    let types = column_types(client, tbl, template.columns())?;
+    if let Some((column, _)) = template
+        .columns()
+        .iter()
+        .zip(types)
+        .find(|(_, ty)| *ty == pg_sys::InvalidOid)
+    {
+        return Ok(Retired::Unrenderable {
+            column: column.clone(),
+        });
     }
     client.update(
         &format!("LOCK TABLE {qualified} IN SHARE ROW EXCLUSIVE MODE"),
