@@ -4,10 +4,12 @@
 #
 # One private cluster (fsync off: this measures the claim's scan, not the disk). Each
 # round inserts BATCH tracked rows (BATCH outbox records) and drains them with
-# vset.claim(1000), one transaction per claim (pgbench -t), timing the drain. ROUNDS
-# rounds without, then ROUNDS rounds with a REPEATABLE READ transaction left open in
-# another session: every claimed-and-deleted outbox row then stays as a dead tuple
-# that the claim's index scan walks past from the left edge.
+# vset.claim(1000), one transaction per claim, timing the drain. ROUNDS rounds
+# without, then ROUNDS rounds with a REPEATABLE READ transaction left open in another
+# session: every claimed-and-deleted outbox row then stays as a dead tuple. Each
+# phase runs on one connection, as a relay does (the claim's low-water mark is kept
+# per connection). Two pgbench clients update an untracked table at 2,000
+# transactions/s throughout, so that short transactions are always in flight.
 set -euo pipefail
 
 BATCH="${BATCH:-20000}"
@@ -22,35 +24,44 @@ psql_q <<SQL
 CREATE TABLE t(id int PRIMARY KEY, v int NOT NULL);
 SELECT vset.track('t') \g /dev/null
 SQL
-printf 'SELECT count(*) FROM vset.claim(1000);\n' > "$work/claim.sql"
-chmod 644 "$work/claim.sql"
 claims=$(( (BATCH + 999) / 1000 ))
 
-# changes/s of one round: insert BATCH rows, drain them.
-round() {
-  local base="$1"
-  psql_q -c "INSERT INTO t SELECT g, 0 FROM generate_series($base + 1, $base + $BATCH) g"
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$bindir/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 1 -t "$claims" -f "$work/claim.sql" postgres >/dev/null 2>&1
-  t1=$(date +%s.%N)
-  local left
-  left=$(psql_q -At -c "SELECT count(*) FROM vset.outbox")
-  [ "$left" = 0 ] || { echo "round left $left rows in the outbox" >&2; exit 1; }
-  awk -v n="$BATCH" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+# One phase: ROUNDS rounds of "insert BATCH rows, drain them", on one connection;
+# prints the changes/s of each round.
+phase() {
+  local base="$1" script="$work/phase.sql"
+  : > "$script"
+  for r in $(seq 1 "$ROUNDS"); do
+    echo "INSERT INTO t SELECT g, 0 FROM generate_series($base + 1, $base + $BATCH) g;" >> "$script"
+    echo "SELECT 'start', extract(epoch FROM clock_timestamp());" >> "$script"
+    for c in $(seq 1 "$claims"); do echo "SELECT 'claimed', count(*) FROM vset.claim(1000);" >> "$script"; done
+    echo "SELECT 'end', extract(epoch FROM clock_timestamp()), (SELECT count(*) FROM vset.outbox);" >> "$script"
+    base=$((base + BATCH))
+  done
+  psql_q -At -F ' ' -f "$script" | awk -v n="$BATCH" '
+    $1 == "start" { t0 = $2 }
+    $1 == "end" { if ($3 != 0) { print "round left " $3 " rows in the outbox" > "/dev/stderr"; exit 1 }
+                  printf "%.0f\n", n / ($2 - t0) }'
 }
 
-declare -a free held
-base=0
-for r in $(seq 1 "$ROUNDS"); do free+=("$(round $base)"); base=$((base + BATCH)); done
+# A steady write load during both phases (short transactions always in flight,
+# as in production), on an untracked table so that the rounds stay exact.
+psql_q -c "CREATE TABLE w(id int PRIMARY KEY, n bigint NOT NULL); INSERT INTO w SELECT g, 0 FROM generate_series(1, 1000) g"
+printf '\\set id random(1, 1000)\nUPDATE w SET n = n + 1 WHERE id = :id;\n' > "$work/write.sql"
+chmod 644 "$work/write.sql"
+"$bindir/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 2 -R 2000 -T 3600 -f "$work/write.sql" postgres >/dev/null 2>&1 &
+load=$!
+mapfile -t free < <(phase 0)
 psql_q -c "VACUUM vset.outbox"
 # Hold the horizon: a snapshot taken now, kept open until the end.
 "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -q \
   -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM t" -c "SELECT pg_sleep(3600)" >/dev/null 2>&1 &
 holder=$!
 sleep 1
-for r in $(seq 1 "$ROUNDS"); do held+=("$(round $base)"); base=$((base + BATCH)); done
-kill "$holder" 2>/dev/null || true
+mapfile -t held < <(phase $((ROUNDS * BATCH)))
+kill -0 "$load" 2>/dev/null || { echo "the background write load stopped early" >&2; exit 1; }
+kill "$holder" "$load" 2>/dev/null || true
+[ "${#free[@]}" = "$ROUNDS" ] && [ "${#held[@]}" = "$ROUNDS" ] || { echo "a phase failed" >&2; exit 1; }
 
 echo
 echo "== bench-pg-claim: draining $BATCH-record batches with vset.claim(1000), round by round (changes/s)"

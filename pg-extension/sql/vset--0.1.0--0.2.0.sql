@@ -74,3 +74,41 @@ $$;
 REVOKE ALL ON FUNCTION vset.refuse_dropping_tracked_tables() FROM PUBLIC;
 CREATE EVENT TRIGGER vset_refuse_dropping_tracked_tables ON sql_drop
     EXECUTE FUNCTION vset.refuse_dropping_tracked_tables();
+
+-- The claim starts at a low-water mark instead of the index's left edge
+-- (src/api/claim_low_water.rs).
+CREATE FUNCTION vset."_claim_low_water"() RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'claim_low_water_wrapper';
+-- Removes and returns up to max outbox rows that no other relay has locked, in id
+-- order, inside the caller's transaction: apply them, then COMMIT (done) or ROLLBACK
+-- (they become claimable again). A crash of the relay is a rollback.
+-- The scan starts at the low-water mark (no claimable id below it, see
+-- vset._claim_low_water), not at the left edge of the index, which holds every
+-- claimed-and-deleted record while something holds the xmin horizon back. The
+-- rows are deleted by ctid (locked, so it cannot change): a join on id would be
+-- planned as a hash join over a scan of the whole outbox, backlog and dead rows.
+CREATE OR REPLACE FUNCTION vset.claim(max int) RETURNS SETOF vset.outbox
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    low_water bigint;
+BEGIN
+    IF claim.max IS NULL OR claim.max < 1 THEN
+        RAISE EXCEPTION 'vset: claim(max) needs max >= 1, not %', coalesce(claim.max::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    low_water := vset._claim_low_water();
+    RETURN QUERY
+        WITH claimed AS (
+            DELETE FROM vset.outbox o
+             WHERE o.ctid = ANY (ARRAY(SELECT i.ctid FROM vset.outbox i
+                                        WHERE i.id >= low_water
+                                        ORDER BY i.id
+                                        LIMIT claim.max
+                                        FOR UPDATE SKIP LOCKED))
+            RETURNING o.*)
+        SELECT c.id, c.tbl, c.cache_key, c.op, c.version, c.payload, c.created_at
+          FROM claimed c ORDER BY c.id;
+END
+$$;

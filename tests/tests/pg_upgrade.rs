@@ -15,6 +15,7 @@ fn schema_of(c: &mut Client) -> String {
                   || ' secdef=' || p.prosecdef || ' strict=' || p.proisstrict || ' volatile=' || p.provolatile::text
                   || ' acl=' || coalesce(p.proacl::text, 'default')
                   || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+                  || ' body=' || md5(p.prosrc) || ' config=' || coalesce(p.proconfig::text, '')
              FROM pg_proc p WHERE p.pronamespace = 'vset'::regnamespace
            UNION ALL
            SELECT 'relation ' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity

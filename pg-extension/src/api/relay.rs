@@ -6,20 +6,29 @@ pgrx::extension_sql!(
 -- Removes and returns up to max outbox rows that no other relay has locked, in id
 -- order, inside the caller's transaction: apply them, then COMMIT (done) or ROLLBACK
 -- (they become claimable again). A crash of the relay is a rollback.
+-- The scan starts at the low-water mark (no claimable id below it, see
+-- vset._claim_low_water), not at the left edge of the index, which holds every
+-- claimed-and-deleted record while something holds the xmin horizon back. The
+-- rows are deleted by ctid (locked, so it cannot change): a join on id would be
+-- planned as a hash join over a scan of the whole outbox, backlog and dead rows.
 CREATE FUNCTION vset.claim(max int) RETURNS SETOF vset.outbox
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    low_water bigint;
 BEGIN
     IF claim.max IS NULL OR claim.max < 1 THEN
         RAISE EXCEPTION 'vset: claim(max) needs max >= 1, not %', coalesce(claim.max::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    low_water := vset._claim_low_water();
     RETURN QUERY
         WITH claimed AS (
             DELETE FROM vset.outbox o
-             WHERE o.id IN (SELECT i.id FROM vset.outbox i
-                             ORDER BY i.id
-                             LIMIT claim.max
-                             FOR UPDATE SKIP LOCKED)
+             WHERE o.ctid = ANY (ARRAY(SELECT i.ctid FROM vset.outbox i
+                                        WHERE i.id >= low_water
+                                        ORDER BY i.id
+                                        LIMIT claim.max
+                                        FOR UPDATE SKIP LOCKED))
             RETURNING o.*)
         SELECT c.id, c.tbl, c.cache_key, c.op, c.version, c.payload, c.created_at
           FROM claimed c ORDER BY c.id;
@@ -39,5 +48,5 @@ GRANT EXECUTE ON FUNCTION vset.current_version() TO PUBLIC;
 
 "#,
     name = "vset_relay_api",
-    requires = ["vset_catalog"]
+    requires = ["vset_catalog", claim_low_water]
 );

@@ -248,6 +248,12 @@ pub fn write_record(
     op: Op,
     payload: Option<pg_sys::Datum>,
 ) -> Result<i64, VsetError> {
+    // The claim's low-water mark (api/claim_low_water.rs) relies on this: whoever
+    // draws an outbox id already has a transaction id, so a writer still able to
+    // commit an id <= N has an xid below any xid read after N was handed out. A row
+    // trigger's transaction has one already; untrack's del records may not.
+    // SAFETY: assigns this transaction's id if it has none yet.
+    unsafe { pg_sys::GetCurrentTransactionId() };
     let version = next_version(objects);
     // SAFETY: standard heap/index insertion on a relation we open and lock here;
     // every datum matches the column type checked against OUTBOX_COLUMNS.

@@ -1,0 +1,209 @@
+//! `vset.claim` on a private PostgreSQL cluster (needs `make install-pg`): it keeps
+//! its speed while something holds the xmin horizon back, and never skips a record.
+//!
+//! - With a snapshot held open (as by a long query, `pg_dump` or a replication
+//!   slot), every claimed-and-deleted outbox row stays as a dead index entry. A claim
+//!   must not walk them all from the left edge: its index scan returns (counted by
+//!   `pg_stat_get_xact_tuples_returned` on the outbox's primary key) a few entries,
+//!   not one per record ever claimed, and it never scans the whole outbox.
+//! - The low-water mark that makes that possible must never pass a record that can
+//!   still be claimed: a writer that drew a small id and commits late, rows that
+//!   another relay claimed and then rolled back, rows claimed twice in one
+//!   transaction that is rolled back.
+
+use postgres::Client;
+use vset_tests::postgres::PgCluster;
+
+fn cluster() -> (PgCluster, Client) {
+    let pg = PgCluster::start().expect("start postgres");
+    pg.create_extension()
+        .expect("CREATE EXTENSION vset (run `make install-pg` first)");
+    let mut c = pg.client().expect("client");
+    c.batch_execute(
+        "CREATE TABLE t(id int PRIMARY KEY, v int NOT NULL);
+         SELECT vset.track('t');",
+    )
+    .expect("setup");
+    (pg, c)
+}
+
+/// Claims (and commits) until a claim returns nothing; the ids claimed.
+fn drain(relay: &mut Client) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        let rows = relay
+            .query("SELECT id FROM vset.claim(500)", &[])
+            .expect("claim");
+        if rows.is_empty() {
+            return ids;
+        }
+        ids.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+    }
+}
+
+/// A REPEATABLE READ snapshot held open by a read-only session (no transaction id,
+/// like `pg_dump` or a long report): it keeps deleted outbox rows from being pruned.
+fn hold_snapshot(pg: &PgCluster) -> Client {
+    let mut holder = pg.client().expect("holder");
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .expect("begin");
+    holder
+        .batch_execute("SELECT count(*) FROM t")
+        .expect("take the snapshot");
+    holder
+}
+
+/// What one `claim(max)` cost: records claimed, index entries of the outbox's
+/// primary key walked, sequential scans of the outbox.
+fn cost_of_claim(relay: &mut Client, max: i32) -> (usize, i64, i64) {
+    let counters = "SELECT pg_stat_get_xact_tuples_returned('vset.outbox_pkey'::regclass),
+                           pg_stat_get_xact_numscans('vset.outbox'::regclass)";
+    relay.batch_execute("BEGIN").expect("begin");
+    let before = relay.query_one(counters, &[]).expect("stats");
+    let claimed = relay
+        .query("SELECT id FROM vset.claim($1)", &[&max])
+        .expect("claim")
+        .len();
+    let after = relay.query_one(counters, &[]).expect("stats");
+    relay.batch_execute("COMMIT").expect("commit");
+    (
+        claimed,
+        after.get::<_, i64>(0) - before.get::<_, i64>(0),
+        after.get::<_, i64>(1) - before.get::<_, i64>(1),
+    )
+}
+
+#[test]
+fn a_held_snapshot_does_not_make_claims_walk_every_claimed_record() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    let _holder = hold_snapshot(&pg);
+    for batch in 0..6 {
+        writer
+            .execute(
+                "INSERT INTO t SELECT g, 0 FROM generate_series($1::int + 1, $1::int + 500) g",
+                &[&(batch * 500)],
+            )
+            .expect("insert");
+        assert_eq!(drain(&mut relay).len(), 500);
+    }
+    // A few ordinary rounds, as a relay under a steady load does.
+    for i in 0..3 {
+        writer
+            .execute("UPDATE t SET v = v + 1 WHERE id = $1", &[&(i + 1)])
+            .expect("update");
+        assert_eq!(drain(&mut relay).len(), 1);
+    }
+    writer
+        .execute("UPDATE t SET v = v + 1 WHERE id <= 10", &[])
+        .expect("update");
+    let (claimed, walked, seq_scans) = cost_of_claim(&mut relay, 100);
+    assert_eq!(claimed, 10, "the claim must return the 10 new records");
+    assert_eq!(
+        seq_scans, 0,
+        "a claim must not scan the whole outbox (its backlog and dead rows)"
+    );
+    // 3,003 records were claimed and deleted under the held snapshot; a claim that
+    // starts from the left edge walks every one of them.
+    assert!(
+        walked < 100,
+        "a claim of 10 records walked {walked} index entries of vset.outbox_pkey \
+         (the dead entries of records claimed earlier)"
+    );
+}
+
+#[test]
+fn a_writer_that_commits_late_with_a_smaller_id_is_still_claimed() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    let _holder = hold_snapshot(&pg);
+    let mut late = pg.client().expect("late writer");
+    late.batch_execute("BEGIN").expect("begin");
+    late.execute("INSERT INTO t VALUES (0, 0)", &[])
+        .expect("insert, not committed");
+    let mut earlier = Vec::new();
+    for round in 0..20 {
+        writer
+            .execute(
+                "INSERT INTO t SELECT g, 0 FROM generate_series($1::int + 1, $1::int + 50) g",
+                &[&(round * 50 + 1)],
+            )
+            .expect("insert");
+        let ids = drain(&mut relay);
+        assert_eq!(ids.len(), 50, "round {round}");
+        earlier.extend(ids);
+        // Empty claims too: each one may try to move the mark.
+        assert!(drain(&mut relay).is_empty());
+    }
+    late.batch_execute("COMMIT").expect("commit late");
+    let ids = drain(&mut relay);
+    assert_eq!(ids.len(), 1, "the late writer's record must be claimed");
+    let smallest_earlier = earlier.iter().min().copied().unwrap_or_default();
+    assert!(
+        ids[0] < smallest_earlier,
+        "the late record ({}) must have a smaller id than the 1,000 claimed before it ({smallest_earlier}..)",
+        ids[0]
+    );
+}
+
+#[test]
+fn records_whose_claim_rolled_back_are_claimed_again() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    let mut other = pg.client().expect("second relay");
+    let _holder = hold_snapshot(&pg);
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 20) g",
+            &[],
+        )
+        .expect("insert");
+    // Another relay holds the first 5 (claimed, not committed) while this one
+    // claims, and claims again, everything else.
+    other.batch_execute("BEGIN").expect("begin");
+    let held = other
+        .query("SELECT id FROM vset.claim(5)", &[])
+        .expect("claim");
+    assert_eq!(held.len(), 5);
+    for _ in 0..5 {
+        drain(&mut relay);
+        writer
+            .execute("UPDATE t SET v = v + 1 WHERE id = 20", &[])
+            .expect("update");
+    }
+    other.batch_execute("ROLLBACK").expect("rollback");
+    // This relay claims twice in one transaction, then rolls back too.
+    writer
+        .execute("UPDATE t SET v = v + 1 WHERE id BETWEEN 6 AND 15", &[])
+        .expect("update");
+    relay.batch_execute("BEGIN").expect("begin");
+    let first = relay
+        .query("SELECT id FROM vset.claim(7)", &[])
+        .expect("claim");
+    let second = relay
+        .query("SELECT id FROM vset.claim(50)", &[])
+        .expect("claim");
+    assert_eq!(
+        first.len() + second.len(),
+        16,
+        "5 rolled back + 10 + 1 update"
+    );
+    relay.batch_execute("ROLLBACK").expect("rollback");
+    for _ in 0..3 {
+        writer
+            .execute("UPDATE t SET v = v + 1 WHERE id = 19", &[])
+            .expect("update");
+    }
+    let again = drain(&mut relay);
+    assert_eq!(
+        again.len(),
+        19,
+        "the 16 rolled-back records and 3 new ones must be claimed: got {again:?}"
+    );
+    let left: i64 = writer
+        .query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+}
