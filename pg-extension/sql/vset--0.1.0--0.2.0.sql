@@ -112,3 +112,13 @@ BEGIN
           FROM claimed c ORDER BY c.id;
 END
 $$;
+
+-- DDL on tracked tables: the del records it needs, or a refusal
+-- (src/catalog/ddl_guard.rs).
+CREATE FUNCTION vset.guard_ddl() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'vset_guard_ddl';
+COMMENT ON FUNCTION vset.guard_ddl() IS 'ddl_command_start: writes the del records DDL on a tracked table needs, or refuses DDL that would bypass capture';
+REVOKE ALL ON FUNCTION vset.guard_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER vset_guard_ddl ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION vset.guard_ddl();

@@ -50,6 +50,19 @@ pub enum VsetError {
         kind: &'static str,
         remedy: &'static str,
     },
+    #[error("vset: {what} on tracked table {table} is refused: writes would no longer be captured, so its cached rows would go stale; to stop caching it, SELECT vset.untrack('{table}') (which also deletes its cached keys)")]
+    DdlBypassesCapture { table: String, what: String },
+    #[error("vset: {what} of column {column:?} of tracked table {table} is refused: vset's {role} uses it, so every later write would fail; in one transaction run SELECT vset.untrack('{table}'), then the ALTER TABLE, then vset.track again with the new columns")]
+    DdlBreaksTracking {
+        table: String,
+        column: String,
+        role: &'static str,
+        what: &'static str,
+    },
+    #[error("vset: DETACH PARTITION … CONCURRENTLY from tracked table {table} is refused: the del records for the partition's rows must be written in the same transaction; detach without CONCURRENTLY")]
+    DetachConcurrently { table: String },
+    #[error("vset: DROP TRIGGER {trigger} on {table} is refused: it keeps Redis in step with the table; SELECT vset.untrack(...) on the tracked table removes it (and deletes the cached keys)")]
+    DropVsetTrigger { table: String, trigger: String },
     #[error("vset: column {column:?} of table {table} does not exist")]
     UnknownColumn { table: String, column: String },
     #[error("vset: column {column:?} is listed twice")]
@@ -91,7 +104,7 @@ pub enum VsetError {
     NotPreloaded,
     #[error("vset: timeout_ms must be between 0 and {max}, not {given}")]
     BadTimeout { given: String, max: i32 },
-    #[error("vset: {table}: untrack and a re-track that changes keys or payload must run in a READ COMMITTED transaction (they lock the table, then read every row; an older snapshot would miss rows written meanwhile)")]
+    #[error("vset: {table}: untrack, a re-track that changes keys or payload, and DDL that needs a del per row must run in a READ COMMITTED transaction (they lock the table, then read every row; an older snapshot would miss rows written meanwhile)")]
     NeedsReadCommitted { table: String },
     #[error("vset: fill of {table}: the row changed between reading and locking it {attempts} times in a row; try again")]
     FillContended { table: String, attempts: usize },
@@ -120,6 +133,11 @@ impl VsetError {
             VsetError::KeyTypeDependsOnSettings { .. } | VsetError::NotDurable { .. } => {
                 Code::ERRCODE_FEATURE_NOT_SUPPORTED
             }
+            VsetError::DdlBypassesCapture { .. } | VsetError::DdlBreaksTracking { .. } => {
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            VsetError::DetachConcurrently { .. } => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            VsetError::DropVsetTrigger { .. } => Code::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             VsetError::UnknownColumn { .. } => Code::ERRCODE_UNDEFINED_COLUMN,
             VsetError::DuplicateColumn { .. } => Code::ERRCODE_DUPLICATE_COLUMN,
             VsetError::NullArgument { .. } => Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,

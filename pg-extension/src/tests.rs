@@ -581,7 +581,12 @@ $$;
     fn untrack_of_a_table_whose_key_column_was_renamed_warns_and_proceeds() {
         users();
         run("INSERT INTO users VALUES (1, 'a', 'x')");
+        assert!(try_sql("ALTER TABLE users RENAME COLUMN id TO user_id")
+            .starts_with("55000: vset: RENAME COLUMN of column \"id\" of tracked table public.users is refused"));
+        // A superuser can still get there with event triggers off.
+        run("SET LOCAL session_replication_role = replica");
         run("ALTER TABLE users RENAME COLUMN id TO user_id");
+        run("RESET session_replication_role");
         assert_eq!(try_sql("SELECT vset.untrack('users')"), "ok");
         assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
         assert_eq!(

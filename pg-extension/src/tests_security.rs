@@ -77,7 +77,12 @@ mod tests {
             .starts_with("42501: vset: trigger \"x\" on t"));
         // vset's own trigger with altered arguments (same name): refused too.
         run("DROP TRIGGER x ON t");
+        assert!(try_sql("DROP TRIGGER vset_capture ON t")
+            .starts_with("2BP01: vset: DROP TRIGGER vset_capture on public.t is refused"));
+        // A superuser with event triggers off gets past the DDL guard.
+        run("SET LOCAL session_replication_role = replica");
         run("DROP TRIGGER vset_capture ON t");
+        run("RESET session_replication_role");
         run("CREATE TRIGGER vset_capture AFTER INSERT ON t FOR EACH ROW
                EXECUTE FUNCTION vset.capture('public.users:{id}', 'set', 'vset')");
         assert!(try_sql("INSERT INTO t VALUES (44, 'mallory', true)")

@@ -9,7 +9,12 @@
 //! - The low-water mark that makes that possible must never pass a record that can
 //!   still be claimed: a writer that drew a small id and commits late, rows that
 //!   another relay claimed and then rolled back, rows claimed twice in one
-//!   transaction that is rolled back.
+//!   transaction that is rolled back, a recreated extension.
+//! - Records it cannot see coming (inserted by hand or a restore behind the mark, or
+//!   drawn after `setval` moved the sequence back) are claimed by the periodic
+//!   rescan; a misconfigured sequence stops capture, not the draining of the outbox.
+
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 use vset_tests::postgres::PgCluster;
@@ -39,6 +44,23 @@ fn drain(relay: &mut Client) -> Vec<i64> {
         }
         ids.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
     }
+}
+
+/// Claims until `n` records came back or `within` passed (the rescan that finds
+/// records behind the mark comes every `RESCAN_EVERY`, 10 s); the ids claimed.
+fn drain_until(relay: &mut Client, n: usize, within: Duration) -> Vec<i64> {
+    let deadline = Instant::now() + within;
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records claimed within {within:?}: {ids:?}",
+            ids.len()
+        );
+        ids.extend(drain(relay));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ids
 }
 
 /// A REPEATABLE READ snapshot held open by a read-only session (no transaction id,
@@ -206,4 +228,107 @@ fn records_whose_claim_rolled_back_are_claimed_again() {
         .expect("count")
         .get(0);
     assert_eq!(left, 0);
+}
+
+#[test]
+fn a_sequence_moved_back_does_not_strand_records() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g",
+            &[],
+        )
+        .expect("insert");
+    assert_eq!(drain(&mut relay).len(), 100);
+    assert!(drain(&mut relay).is_empty());
+    // A DBA (or a restore) moves the sequence back; writers draw ids the relay has
+    // already passed. Versions then break their promise anyway, but records must
+    // still be claimed, not left in the outbox.
+    writer
+        .batch_execute("SELECT setval('vset.version_seq', 10)")
+        .expect("setval");
+    writer
+        .execute("UPDATE t SET v = v + 1", &[])
+        .expect("update every row");
+    // Ids 101..110 at once; 11..100 are behind the mark, found by the rescan.
+    let mut ids = drain_until(&mut relay, 100, Duration::from_secs(15));
+    ids.sort_unstable();
+    assert_eq!(ids, (11..=110).collect::<Vec<i64>>());
+}
+
+#[test]
+fn claims_go_on_while_the_sequence_is_misconfigured() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 10) g",
+            &[],
+        )
+        .expect("insert");
+    // Capture now refuses (versions would not follow commit order), but what was
+    // captured before must still drain.
+    writer
+        .batch_execute("ALTER SEQUENCE vset.version_seq CACHE 5")
+        .expect("alter sequence");
+    assert_eq!(drain(&mut relay).len(), 10);
+}
+
+#[test]
+fn a_recreated_extension_is_claimed_from_its_first_record() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g",
+            &[],
+        )
+        .expect("insert");
+    assert_eq!(drain(&mut relay).len(), 100);
+    assert!(drain(&mut relay).is_empty());
+    // The relay's transaction is open while the extension is dropped and created
+    // again: the new outbox starts at id 1.
+    relay.batch_execute("BEGIN").expect("begin");
+    relay.batch_execute("SELECT 1").expect("select");
+    writer
+        .batch_execute(
+            "DROP EXTENSION vset CASCADE; CREATE EXTENSION vset; SELECT vset.track('t');
+             UPDATE t SET v = v + 1 WHERE id <= 60;",
+        )
+        .expect("recreate");
+    let claimed = relay
+        .query("SELECT id FROM vset.claim(500)", &[])
+        .expect("claim")
+        .len();
+    relay.batch_execute("COMMIT").expect("commit");
+    assert_eq!(claimed, 60);
+}
+
+#[test]
+fn a_record_inserted_behind_the_mark_is_claimed_by_the_rescan() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    writer
+        .batch_execute("SELECT setval('vset.version_seq', 1000)")
+        .expect("setval");
+    assert!(drain(&mut relay).is_empty());
+    // A restore (or a hand-written INSERT) brings a record with an old id while
+    // the relay moves its mark past it.
+    let mut restore = pg.client().expect("restore session");
+    restore.batch_execute("BEGIN").expect("begin");
+    restore
+        .batch_execute(
+            "INSERT INTO vset.outbox (id, tbl, cache_key, op, version, payload)
+             VALUES (995, 't'::regclass, 'public.t:995', 'del', 995, NULL)",
+        )
+        .expect("insert");
+    for _ in 0..3 {
+        assert!(drain(&mut relay).is_empty());
+    }
+    restore.batch_execute("COMMIT").expect("commit");
+    assert_eq!(
+        drain_until(&mut relay, 1, Duration::from_secs(15)),
+        vec![995]
+    );
 }

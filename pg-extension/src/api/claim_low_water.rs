@@ -23,16 +23,29 @@
 //!    claim or never existed, and nothing can add one.
 //!
 //! Only a transaction that has not written anything yet moves the mark: its own
-//! deletions are invisible to it but would come back if it rolled back. A long
-//! *writing* transaction holds `xmin`, so the mark waits for it (the claim then
-//! scans from the older mark, as before); read-only snapshots do not.
+//! deletions are invisible to it but would come back if it rolled back. Any
+//! transaction with an xid, in any database of the cluster (a forgotten prepared
+//! transaction too), holds `xmin`, so the mark waits for it (the claim then scans
+//! from the older mark); read-only snapshots, `pg_dump` and replication slots do not.
+//!
+//! Step 1 relies on every outbox row being written by `write_record`. Rows that
+//! arrive otherwise (a `pg_restore` or a hand-written INSERT while a relay is
+//! connected) can carry ids below the mark, and so can a sequence moved backwards
+//! (`setval`). Two backstops: the mark drops to 0 when the last id handed out is
+//! lower than one seen before, and at least every [`RESCAN_EVERY`] whatever happened,
+//! so such rows wait at most that long. A hot standby never moves the mark (its
+//! sequence runs ahead of what was handed out, its xids behind the primary's).
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use pgrx::prelude::*;
 
 use crate::error::{OrRaise, VsetError};
-use crate::trigger::outbox_write::vset_objects;
+use crate::trigger::outbox_write::vset_objects_unchecked;
+
+/// How long a mark is trusted before a claim starts from the left edge again.
+pub const RESCAN_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy)]
 struct LowWater {
@@ -42,6 +55,22 @@ struct LowWater {
     mark: i64,
     /// `(last + 1, x)` of step 1, waiting for `xmin >= x`.
     candidate: Option<(i64, u64)>,
+    /// The highest `last` read: a lower one means the sequence went backwards.
+    highest_last: i64,
+    /// When the mark was last 0 (the backstop rescan).
+    since: Instant,
+}
+
+impl LowWater {
+    fn fresh(outbox: pg_sys::Oid) -> Self {
+        LowWater {
+            outbox,
+            mark: 0,
+            candidate: None,
+            highest_last: 0,
+            since: Instant::now(),
+        }
+    }
 }
 
 thread_local! {
@@ -55,18 +84,26 @@ pub fn claim_low_water() -> i64 {
 }
 
 fn advance() -> Result<i64, VsetError> {
-    let outbox = vset_objects()?.outbox;
+    // SAFETY: processes pending invalidations (a DROP/CREATE EXTENSION committed since
+    // this transaction last took a lock) before the cached outbox oid is trusted.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    let outbox = vset_objects_unchecked()?.outbox;
     let mut state = match LOW_WATER.with(Cell::get) {
-        Some(s) if s.outbox == outbox => s,
-        _ => LowWater {
-            outbox,
-            mark: 0,
-            candidate: None,
-        },
+        Some(s) if s.outbox == outbox && s.since.elapsed() < RESCAN_EVERY => s,
+        _ => LowWater::fresh(outbox),
     };
-    // SAFETY: reads this backend's transaction state.
-    let wrote_nothing =
-        unsafe { pg_sys::GetTopTransactionIdIfAny() } == pg_sys::InvalidTransactionId;
+    // SAFETY: reads this backend's transaction state and the recovery flag.
+    let (wrote_nothing, in_recovery) = unsafe {
+        (
+            pg_sys::GetTopTransactionIdIfAny() == pg_sys::InvalidTransactionId,
+            pg_sys::RecoveryInProgress(),
+        )
+    };
+    if in_recovery {
+        // Nothing can be claimed on a standby; after a promotion, start over.
+        LOW_WATER.with(|l| l.set(None));
+        return Ok(0);
+    }
     if wrote_nothing {
         Spi::connect(|client| -> Result<(), VsetError> {
             let ready = match state.candidate {
@@ -101,10 +138,11 @@ fn advance() -> Result<i64, VsetError> {
                     .first()
                     .get_one()?
                     .unwrap_or(0);
-                if last < state.mark - 1 {
+                if last < state.highest_last {
                     // The sequence went backwards (setval, a restore): start over.
-                    state.mark = 0;
+                    state = LowWater::fresh(outbox);
                 }
+                state.highest_last = last;
                 // After reading `last`: every writer of an id <= last has a smaller xid.
                 // SAFETY: reads the shared next-xid counter.
                 let x = unsafe { pg_sys::ReadNextFullTransactionId() }.value;

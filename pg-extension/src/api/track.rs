@@ -11,6 +11,7 @@
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
 
+use crate::catalog::ddl_guard::own_ddl;
 use crate::catalog::keys::{describe, usable_keys};
 use crate::catalog::namespaces::{check_key_types, refuse_overlapping_keys};
 use crate::catalog::owner::{as_extension_owner, caller, with_pinned_search_path};
@@ -18,7 +19,7 @@ use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::{Mode, Tracked};
 use crate::error::{OrRaise, VsetError};
 use crate::trigger::key::KeyTemplate;
-use crate::trigger::retire::{del_every_row, Retired};
+use crate::trigger::retire::{del_every_row, report_retired};
 
 /// Name of the row trigger vset installs.
 pub const CAPTURE_TRIGGER: &str = "vset_capture";
@@ -229,7 +230,7 @@ fn track_owned(
             report_retired(
                 &info.qualified,
                 "changed how it is tracked",
-                del_every_row(client, tbl, &info.qualified, old)?,
+                del_every_row(client, tbl, tbl, &info.qualified, old)?,
             );
         }
         drop_triggers(client, &info.qualified, &partitions)?;
@@ -266,20 +267,17 @@ fn track_owned(
     Ok(tracked.key_template)
 }
 
-/// NOTICE (keys deleted) or WARNING (none could be rendered) after [`del_every_row`].
-fn report_retired(table: &str, what: &str, retired: Retired) {
-    match retired {
-        Retired::Deleted(n) => notice!(
-            "vset: {table} {what}: {n} del record(s) written for the keys cached the old way"
-        ),
-        Retired::Unrenderable { column } => warning!(
-            "vset: {table} {what}, but its key column {column:?} no longer exists, so its cached keys could not be deleted: delete them in Redis yourself (they will not change again)"
-        ),
-    }
+/// Drops vset's triggers from a table and the given partitions (quoted names); the
+/// DDL guard lets this through (it refuses anyone else's DROP TRIGGER of them).
+pub fn drop_triggers(
+    client: &mut SpiClient<'_>,
+    qualified: &str,
+    partitions: &[String],
+) -> Result<(), VsetError> {
+    own_ddl(|| drop_triggers_unguarded(client, qualified, partitions))
 }
 
-/// Drops vset's triggers from a table and the given partitions (quoted names).
-pub fn drop_triggers(
+fn drop_triggers_unguarded(
     client: &mut SpiClient<'_>,
     qualified: &str,
     partitions: &[String],
@@ -329,7 +327,7 @@ fn untrack_internal(tbl: Option<pg_sys::Oid>) {
                 report_retired(
                     &info.qualified,
                     "untracked",
-                    del_every_row(client, tbl, &info.qualified, &tracked)?,
+                    del_every_row(client, tbl, tbl, &info.qualified, &tracked)?,
                 );
                 let partitions = info.partitions(client)?;
                 drop_triggers(client, &info.qualified, &partitions)?;

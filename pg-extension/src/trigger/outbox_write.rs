@@ -149,15 +149,21 @@ fn look_up_objects() -> Result<VsetObjects, VsetError> {
     }
 }
 
-pub fn vset_objects() -> Result<VsetObjects, VsetError> {
-    let objects = match OBJECTS.with(Cell::get) {
-        Some(o) => o,
+/// vset's objects, without the sequence check (for readers of the outbox, which
+/// must keep working while a DBA fixes the sequence).
+pub fn vset_objects_unchecked() -> Result<VsetObjects, VsetError> {
+    match OBJECTS.with(Cell::get) {
+        Some(o) => Ok(o),
         None => {
             let o = look_up_objects()?;
             OBJECTS.with(|c| c.set(Some(o)));
-            o
+            Ok(o)
         }
-    };
+    }
+}
+
+pub fn vset_objects() -> Result<VsetObjects, VsetError> {
+    let objects = vset_objects_unchecked()?;
     if !SEQUENCE_CHECKED.with(Cell::get) {
         // Versions follow commit order only when every nextval goes to the shared
         // sequence (CACHE 1), grows, and never wraps (invariant 2).

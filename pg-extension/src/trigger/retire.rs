@@ -19,6 +19,7 @@
 use std::ffi::CString;
 
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::PgMemoryContexts;
 
@@ -44,11 +45,13 @@ pub enum Retired {
 }
 
 /// Writes a `del` for the key of every row of `tbl` (`qualified`: its quoted name)
-/// under `tracked`'s template. Run as the extension owner, so row-level security
-/// hides no row.
+/// under `tracked`'s template, as records of `record_table` (the tracked table: `tbl`
+/// itself, or the root when `tbl` is one of its partitions). Run as the extension
+/// owner, so row-level security hides no row.
 pub fn del_every_row(
     client: &mut SpiClient<'_>,
     tbl: pg_sys::Oid,
+    record_table: pg_sys::Oid,
     qualified: &str,
     tracked: &Tracked,
 ) -> Result<Retired, VsetError> {
@@ -124,7 +127,8 @@ pub fn del_every_row(
             let key = template.render(&parts);
             // SAFETY: the record's datums live only for the insert.
             unsafe {
-                per_batch.switch_to(|_| write_record(&objects, tbl, &key, Op::Del, None))?;
+                per_batch
+                    .switch_to(|_| write_record(&objects, record_table, &key, Op::Del, None))?;
             }
             written += 1;
         }
@@ -141,4 +145,16 @@ pub fn del_every_row(
         wakeup::record_written(&channel);
     }
     Ok(Retired::Deleted(written))
+}
+
+/// NOTICE (keys deleted) or WARNING (none could be rendered) after [`del_every_row`].
+pub fn report_retired(table: &str, what: &str, retired: Retired) {
+    match retired {
+        Retired::Deleted(n) => notice!(
+            "vset: {table} {what}: {n} del record(s) written for the keys cached the old way"
+        ),
+        Retired::Unrenderable { column } => warning!(
+            "vset: {table} {what}, but its key column {column:?} no longer exists, so its cached keys could not be deleted: delete them in Redis yourself (they will not change again)"
+        ),
+    }
 }

@@ -1,0 +1,315 @@
+//! DDL on tracked tables against a running system: PostgreSQL with the extension, a
+//! relay, Redis with the module. Each case caches every row (the relay writes each
+//! insert), runs one DDL statement, writes a little more, drains the outbox and then
+//! runs `vset-verify` over every tracked table: no cached entry may be stale or
+//! orphaned. Statements that bypass capture for good (disabling or dropping vset's
+//! trigger, `SET UNLOGGED`) or would break every later write (dropping or renaming a
+//! column the key or payload names) must be refused with a clear error instead.
+//!
+//! The table of cases is the one in pg-extension/README.md ("DDL on tracked tables").
+
+use std::time::Duration;
+
+use postgres::Client;
+use vset_tests::postgres::db_error_text;
+use vset_tests::stack::Stack;
+use vset_verify::cache::{CacheTarget, DEFAULT_MODULE_TYPE};
+use vset_verify::Options;
+
+/// What a DDL statement must do.
+enum Expect {
+    /// It runs; afterwards the cache is consistent.
+    Applied,
+    /// It fails with this SQLSTATE and changes nothing.
+    Refused(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    /// Creates and tracks the table(s) and inserts rows (cached by the relay).
+    setup: &'static str,
+    ddl: &'static str,
+    expect: Expect,
+    /// Writes after the DDL (capture must still work).
+    after: &'static str,
+    /// `del` records the DDL itself may write (None: any number).
+    dels: Option<i64>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "ADD COLUMN, payload of every column",
+        setup: "CREATE TABLE add_col(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('add_col');
+                INSERT INTO add_col SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE add_col ADD COLUMN extra int NOT NULL DEFAULT 7",
+        expect: Expect::Applied,
+        after: "UPDATE add_col SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "DROP COLUMN, payload of every column",
+        setup: "CREATE TABLE drop_col(id int PRIMARY KEY, v int NOT NULL, gone text);
+                SELECT vset.track('drop_col');
+                INSERT INTO drop_col SELECT g, g, 'x' FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE drop_col DROP COLUMN gone",
+        expect: Expect::Applied,
+        after: "UPDATE drop_col SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "RENAME COLUMN, payload of every column",
+        setup: "CREATE TABLE rename_col(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('rename_col');
+                INSERT INTO rename_col SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE rename_col RENAME COLUMN v TO w",
+        expect: Expect::Applied,
+        after: "UPDATE rename_col SET w = -w WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "ALTER COLUMN TYPE of a payload column",
+        setup: "CREATE TABLE type_col(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('type_col');
+                INSERT INTO type_col SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE type_col ALTER COLUMN v TYPE text",
+        expect: Expect::Applied,
+        after: "UPDATE type_col SET v = 'new' WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "ALTER COLUMN TYPE of the key column (its text changes)",
+        setup: "CREATE TABLE type_key(k numeric PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('type_key');
+                INSERT INTO type_key SELECT g + 0.50, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE type_key ALTER COLUMN k TYPE numeric(10, 1)",
+        expect: Expect::Applied,
+        after: "UPDATE type_key SET v = -v WHERE k < 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "DETACH PARTITION",
+        setup: "CREATE TABLE detach_p(id int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (id);
+                CREATE TABLE detach_p_a PARTITION OF detach_p FOR VALUES FROM (0) TO (100);
+                CREATE TABLE detach_p_b PARTITION OF detach_p FOR VALUES FROM (100) TO (200);
+                SELECT vset.track('detach_p');
+                INSERT INTO detach_p SELECT g, g FROM generate_series(1, 10) g;
+                INSERT INTO detach_p SELECT g, g FROM generate_series(101, 110) g;",
+        ddl: "ALTER TABLE detach_p DETACH PARTITION detach_p_b",
+        expect: Expect::Applied,
+        after: "UPDATE detach_p SET v = -v WHERE id <= 5; UPDATE detach_p_b SET v = -v",
+        dels: Some(10),
+    },
+    Case {
+        name: "DROP TABLE of one partition",
+        setup: "CREATE TABLE drop_p(id int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (id);
+                CREATE TABLE drop_p_a PARTITION OF drop_p FOR VALUES FROM (0) TO (100);
+                CREATE TABLE drop_p_b PARTITION OF drop_p FOR VALUES FROM (100) TO (200);
+                SELECT vset.track('drop_p');
+                INSERT INTO drop_p SELECT g, g FROM generate_series(1, 10) g;
+                INSERT INTO drop_p SELECT g, g FROM generate_series(101, 110) g;",
+        ddl: "DROP TABLE drop_p_b",
+        expect: Expect::Applied,
+        after: "UPDATE drop_p SET v = -v WHERE id <= 5",
+        dels: Some(10),
+    },
+    Case {
+        name: "ADD COLUMN, explicit payload columns (nothing to do)",
+        setup: "CREATE TABLE add_listed(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('add_listed', columns => ARRAY['id', 'v']);
+                INSERT INTO add_listed SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE add_listed ADD COLUMN extra int; ALTER TABLE add_listed ALTER COLUMN extra TYPE bigint",
+        expect: Expect::Applied,
+        after: "UPDATE add_listed SET v = -v, extra = 1 WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DISABLE TRIGGER vset_capture",
+        setup: "CREATE TABLE disable_one(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('disable_one');
+                INSERT INTO disable_one SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE disable_one DISABLE TRIGGER vset_capture",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE disable_one SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DISABLE TRIGGER ALL / USER",
+        setup: "CREATE TABLE disable_all(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('disable_all');
+                INSERT INTO disable_all SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE disable_all DISABLE TRIGGER USER",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE disable_all SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DISABLE TRIGGER on one partition",
+        setup: "CREATE TABLE disable_p(id int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (id);
+                CREATE TABLE disable_p_a PARTITION OF disable_p FOR VALUES FROM (0) TO (100);
+                SELECT vset.track('disable_p');
+                INSERT INTO disable_p SELECT g, g FROM generate_series(1, 10) g;",
+        ddl: "ALTER TABLE disable_p_a DISABLE TRIGGER ALL",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE disable_p SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "ENABLE REPLICA TRIGGER vset_capture",
+        setup: "CREATE TABLE replica_trig(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('replica_trig');
+                INSERT INTO replica_trig SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE replica_trig ENABLE REPLICA TRIGGER vset_capture",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE replica_trig SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DROP TRIGGER vset_capture",
+        setup: "CREATE TABLE drop_trig(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('drop_trig');
+                INSERT INTO drop_trig SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "DROP TRIGGER vset_capture ON drop_trig",
+        expect: Expect::Refused("2BP01"),
+        after: "UPDATE drop_trig SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "ALTER TRIGGER vset_capture RENAME",
+        setup: "CREATE TABLE rename_trig(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('rename_trig');
+                INSERT INTO rename_trig SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TRIGGER vset_capture ON rename_trig RENAME TO x",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE rename_trig SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "SET UNLOGGED",
+        setup: "CREATE TABLE unlogged_later(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('unlogged_later');
+                INSERT INTO unlogged_later SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE unlogged_later SET UNLOGGED",
+        expect: Expect::Refused("0A000"),
+        after: "UPDATE unlogged_later SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DROP COLUMN named in the payload list",
+        setup: "CREATE TABLE drop_listed(id int PRIMARY KEY, v int, note text);
+                SELECT vset.track('drop_listed', columns => ARRAY['id', 'v']);
+                INSERT INTO drop_listed SELECT g, g, 'n' FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE drop_listed DROP COLUMN v",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE drop_listed SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "RENAME COLUMN of the key",
+        setup: "CREATE TABLE rename_key(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('rename_key');
+                INSERT INTO rename_key SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE rename_key RENAME COLUMN id TO uid",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE rename_key SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+];
+
+fn outbox_len(c: &mut Client) -> i64 {
+    c.query_one("SELECT count(*) FROM vset.outbox", &[])
+        .expect("outbox")
+        .get(0)
+}
+
+fn verify(stack: &mut Stack) -> Result<vset_verify::Report, String> {
+    let options = Options {
+        postgres: stack.pg.url(),
+        cache: CacheTarget::Single(stack.redis().url()),
+        sample: None,
+        grace: Duration::from_millis(500),
+        fetch_size: 500,
+        module_type: DEFAULT_MODULE_TYPE.to_string(),
+        max_recheck: 10_000,
+        skip_orphans: false,
+    };
+    vset_verify::run(&options).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_ddl_case_leaves_the_cache_consistent_or_is_refused() {
+    let mut stack = Stack::standalone(0).expect("stack");
+    stack.spawn_relay(&[]).expect("relay");
+    stack.wait_warm(Duration::from_secs(30)).expect("warm");
+    let mut c = stack.pg.client().expect("client");
+    let mut failures = Vec::new();
+    let mut inconsistent: Vec<String> = Vec::new();
+    for case in CASES {
+        let started = std::time::Instant::now();
+        c.batch_execute(case.setup)
+            .unwrap_or_else(|e| panic!("{}: setup: {}", case.name, db_error_text(&e)));
+        stack.drain(Duration::from_secs(30)).expect("drain");
+        // Hold the relay off while the DDL runs, to count what it wrote.
+        c.batch_execute("BEGIN").expect("begin");
+        let result = c.batch_execute(case.ddl);
+        let outcome = match (&case.expect, &result) {
+            (Expect::Applied, Ok(())) => None,
+            (Expect::Applied, Err(e)) => Some(format!("refused: {}", db_error_text(e))),
+            (Expect::Refused(code), Err(e)) => {
+                let got = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+                (got != *code)
+                    .then(|| format!("refused with {}, expected {code}", db_error_text(e)))
+            }
+            (Expect::Refused(code), Ok(())) => Some(format!("applied, expected refusal {code}")),
+        };
+        if result.is_err() {
+            c.batch_execute("ROLLBACK").expect("rollback");
+        } else {
+            let written = outbox_len(&mut c);
+            c.batch_execute("COMMIT").expect("commit");
+            if let Some(expected) = case.dels {
+                if written != expected {
+                    failures.push(format!(
+                        "{}: the DDL wrote {written} outbox record(s), expected {expected}",
+                        case.name
+                    ));
+                }
+            }
+        }
+        if let Some(problem) = outcome {
+            failures.push(format!("{}: {problem}", case.name));
+        }
+        if let Err(e) = c.batch_execute(case.after) {
+            failures.push(format!(
+                "{}: writes after the DDL failed: {}",
+                case.name,
+                db_error_text(&e)
+            ));
+        }
+        stack.drain(Duration::from_secs(30)).expect("drain");
+        let report = match verify(&mut stack) {
+            Ok(report) => report,
+            Err(e) => {
+                failures.push(format!("{}: vset-verify failed: {e}", case.name));
+                break; // it would fail on this table from now on
+            }
+        };
+        eprintln!("{}: {:?}", case.name, started.elapsed());
+        for (table, counts) in &report.tables {
+            if counts.bad() > 0 && !inconsistent.contains(table) {
+                inconsistent.push(table.clone());
+                failures.push(format!(
+                    "{}: vset-verify found {table} inconsistent: {counts:?} (e.g. {:?})",
+                    case.name,
+                    report
+                        .examples
+                        .iter()
+                        .filter(|e| e.contains(&format!("public.{table}:")))
+                        .take(3)
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
