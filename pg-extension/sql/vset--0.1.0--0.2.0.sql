@@ -122,3 +122,9 @@ REVOKE ALL ON FUNCTION vset.guard_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER vset_guard_ddl ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION vset.guard_ddl();
+
+-- vset.fill binds vset._fill's C symbol directly (a SQL wrapper is planned again on
+-- every call).
+CREATE OR REPLACE FUNCTION vset.fill(tbl regclass, VARIADIC key text[])
+RETURNS TABLE(cache_key text, version bigint, payload text)
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'fill_internal_wrapper';

@@ -108,6 +108,10 @@ pub enum VsetError {
     NeedsReadCommitted { table: String },
     #[error("vset: fill of {table}: the row changed between reading and locking it {attempts} times in a row; try again")]
     FillContended { table: String, attempts: usize },
+    #[error("vset: fill runs on the primary only: its version comes from the primary's vset.version_seq and its row lock orders it against writers there; send read-miss fills to the primary (cache reads from Redis need no database)")]
+    FillOnStandby,
+    #[error("vset: fill of {table}: this transaction inserted or updated the row, so its value is not committed yet; fill after COMMIT (or from another transaction)")]
+    FillOfOwnChange { table: String },
     #[error("vset: SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -152,6 +156,8 @@ impl VsetError {
             VsetError::NotPreloaded => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VsetError::NeedsReadCommitted { .. } => Code::ERRCODE_ACTIVE_SQL_TRANSACTION,
             VsetError::FillContended { .. } => Code::ERRCODE_LOCK_NOT_AVAILABLE,
+            VsetError::FillOfOwnChange { .. } => Code::ERRCODE_INVALID_TRANSACTION_STATE,
+            VsetError::FillOnStandby => Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             VsetError::BadTimeout { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             VsetError::Spi(_) => Code::ERRCODE_INTERNAL_ERROR,
         }

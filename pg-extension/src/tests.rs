@@ -163,11 +163,7 @@ $$;
                 r"public.pairs:b\\s:c"
             ]
         );
-        assert_eq!(
-            one::<String>("SELECT cache_key || ' ' || payload FROM vset.fill('pairs', 'x', 'y:z')")
-                .as_deref(),
-            Some(r#"public.pairs:x:y\:z {"a":"x","b":"y:z","v":2}"#)
-        );
+        // fill of such a key (after COMMIT): tests/tests/pg_fill.rs.
     }
 
     #[pg_test]
@@ -304,10 +300,10 @@ $$;
                 ),
             ]
         );
-        assert_eq!(
-            one::<String>("SELECT payload FROM vset.fill('ev', '1', 'us')").as_deref(),
-            Some(r#"{"id":1,"region":"us","v":2}"#)
-        );
+        // fill finds the row through the root (and refuses it: this transaction wrote
+        // it; the fill of a committed partitioned row is in tests/tests/pg_fill.rs).
+        assert!(try_sql("SELECT payload FROM vset.fill('ev', '1', 'us')")
+            .starts_with("25000: vset: fill of public.ev: this transaction inserted"));
         assert!(try_sql("TRUNCATE ev_eu")
             .starts_with("0A000: vset: TRUNCATE of public.ev_eu is refused"));
         assert!(try_sql("TRUNCATE ev").starts_with("0A000: vset: TRUNCATE of public.ev is refused"));
@@ -482,13 +478,10 @@ $$;
             Some(r#"public.x"; DROP TABLE y; --:{id}"#)
         );
         run(r#"INSERT INTO "x""; DROP TABLE y; --" VALUES (1, 'v')"#);
-        assert_eq!(
-            one::<String>(&format!(
-                "SELECT cache_key || ' ' || payload FROM vset.fill({t}, '1')"
-            ))
-            .as_deref(),
-            Some(r#"public.x"; DROP TABLE y; --:1 {"id":1,"v\"; DROP TABLE y; --":"v"}"#)
-        );
+        // (A committed row of such a table fills: tests/tests/pg_fill.rs.)
+        assert!(try_sql(&format!("SELECT vset.fill({t}, '1')")).starts_with(
+            r#"25000: vset: fill of public."x""; DROP TABLE y; --": this transaction"#
+        ));
         assert_eq!(
             try_sql(&format!("SELECT vset.fill({t}, '1; DROP TABLE y')")),
             r#"22P02: invalid input syntax for type integer: "1; DROP TABLE y""#
@@ -668,45 +661,32 @@ $$;
 
     // ------------------------------------------------------------------ fill
 
+    // Fills of committed rows (version order, retrack, roles, settings) are in
+    // tests/tests/pg_fill.rs: a pg_test runs in one transaction, whose own rows
+    // fill refuses.
+
     #[pg_test]
-    fn fill_returns_current_row_with_a_newer_version_or_nothing() {
+    fn fill_refuses_a_row_this_transaction_inserted_or_updated() {
         users();
         run("INSERT INTO users VALUES (42, 'ann', 'x')");
-        let last = records("users")[0].2;
-        let (key, version, payload) = Spi::get_three::<String, i64, String>(
-            "SELECT cache_key, version, payload FROM vset.fill('users', '042')",
-        )
-        .expect("fill");
-        assert_eq!(key.as_deref(), Some("public.users:42"));
-        assert!(version.unwrap_or(0) > last);
-        assert_eq!(payload.as_deref(), Some(r#"{"id":42,"name":"ann"}"#));
+        let refusal = "25000: vset: fill of public.users: this transaction inserted or updated the row, so its value is not committed yet; fill after COMMIT (or from another transaction)";
+        assert_eq!(try_sql("SELECT * FROM vset.fill('users', '42')"), refusal);
         assert_eq!(
             one::<i64>("SELECT count(*) FROM vset.fill('users', '7')"),
-            Some(0)
+            Some(0),
+            "a row that does not exist is no row"
+        );
+        let before = one::<i64>("SELECT vset.current_version()");
+        assert_eq!(try_sql("SELECT * FROM vset.fill('users', '42')"), refusal);
+        assert_eq!(
+            one::<i64>("SELECT vset.current_version()"),
+            before,
+            "a refused fill draws no version"
         );
         assert_eq!(
             one::<i64>("SELECT count(*) FROM vset.outbox WHERE tbl = 'users'::regclass"),
             Some(1),
             "fill writes no outbox record"
-        );
-    }
-
-    #[pg_test]
-    fn fill_follows_a_retrack_and_an_untrack_within_the_session() {
-        users();
-        run("INSERT INTO users VALUES (1, 'a', 'x')");
-        let key = || one::<String>("SELECT cache_key FROM vset.fill('users', '1')");
-        assert_eq!(key().as_deref(), Some("public.users:1"));
-        run("SELECT vset.track('users', key_template => 'u:{id}', replace => true)");
-        assert_eq!(
-            key().as_deref(),
-            Some("u:1"),
-            "the prepared fill was dropped"
-        );
-        run("SELECT vset.untrack('users')");
-        assert_eq!(
-            try_sql("SELECT vset.fill('users', '1')"),
-            "55000: vset: table public.users is not tracked by vset"
         );
     }
 

@@ -372,45 +372,5 @@ mod tests {
         assert_eq!(one::<i64>("SELECT count(*) FROM vset.tracked"), Some(0));
     }
 
-    /// Item 7: a read-only API role (SELECT only) can fill; row-level security still
-    /// decides which rows it sees; without SELECT it cannot.
-    #[pg_test]
-    fn a_select_only_role_fills_what_row_level_security_lets_it_see() {
-        victim_and_attacker();
-        run("INSERT INTO users VALUES (7, 'bob', 'y')");
-        run("CREATE ROLE vset_reader");
-        run("GRANT USAGE ON SCHEMA tests TO vset_reader");
-        run("GRANT SELECT ON users TO vset_reader");
-        let fill = |role: &str, id: &str| -> String {
-            run(&format!("SET LOCAL ROLE {role}"));
-            let got = Spi::get_one::<String>(&format!(
-                "SELECT coalesce((SELECT cache_key || ' ' || payload FROM vset.fill('users', '{id}')), 'none')"
-            ));
-            run("RESET ROLE");
-            match got {
-                Ok(v) => v.unwrap_or_default(),
-                Err(e) => format!("error: {e}"),
-            }
-        };
-        assert_eq!(
-            fill("vset_reader", "42"),
-            r#"public.users:42 {"id":42,"name":"alice"}"#
-        );
-        run("ALTER TABLE users ENABLE ROW LEVEL SECURITY");
-        run("CREATE POLICY only_bob ON users FOR SELECT TO vset_reader USING (name = 'bob')");
-        assert_eq!(
-            fill("vset_reader", "42"),
-            "none",
-            "hidden by row-level security"
-        );
-        assert_eq!(
-            fill("vset_reader", "7"),
-            r#"public.users:7 {"id":7,"name":"bob"}"#
-        );
-        // Without SELECT, nothing: vset.tracked does not even show the table as tracked.
-        assert_eq!(
-            as_role("vset_attacker", "SELECT * FROM vset.fill('users', '42')"),
-            "55000: vset: table public.users is not tracked by vset"
-        );
-    }
+    // Item 7 (a SELECT-only role fills, under row-level security): tests/tests/pg_fill.rs.
 }

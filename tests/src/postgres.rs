@@ -135,6 +135,46 @@ impl PgCluster {
         Ok(cluster)
     }
 
+    /// A hot standby of `primary`: `pg_basebackup -R` (streaming replication, the
+    /// primary's settings), started and accepting read-only connections.
+    pub fn standby_of(primary: &PgCluster) -> Result<Self, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("vset-pg-standby-")
+            .tempdir()
+            .map_err(|source| HarnessError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        if let Some(id) = primary.run_as {
+            chown(dir.path(), id)?;
+        }
+        let mut standby = PgCluster {
+            dir,
+            port: free_port(),
+            bindir: primary.bindir.clone(),
+            run_as: primary.run_as,
+            settings: primary.settings.clone(),
+            postmaster: None,
+        };
+        let mut cmd = standby.command("pg_basebackup");
+        cmd.arg("-D").arg(standby.data_dir()).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary.port.to_string(),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ]);
+        let program = format!("{}/pg_basebackup", standby.bindir.display());
+        output_checked(&mut cmd, program, "pg_basebackup")?;
+        standby.spawn_and_wait()?;
+        Ok(standby)
+    }
+
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -332,3 +332,50 @@ fn a_record_inserted_behind_the_mark_is_claimed_by_the_rescan() {
         vec![995]
     );
 }
+
+#[test]
+fn a_relay_session_on_a_standby_claims_everything_after_promotion() {
+    let (pg, mut writer) = cluster();
+    let mut relay = pg.client().expect("relay");
+    writer
+        .execute("INSERT INTO t VALUES (1, 0)", &[])
+        .expect("insert");
+    assert_eq!(drain(&mut relay).len(), 1);
+    let standby = PgCluster::standby_of(&pg).expect("standby");
+    let mut on_standby = standby.client().expect("standby relay");
+    // A relay pointed at the standby: its claims fail (read-only), its session stays.
+    for _ in 0..2 {
+        assert!(on_standby
+            .query("SELECT id FROM vset.claim(100)", &[])
+            .is_err());
+    }
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(2, 10) g",
+            &[],
+        )
+        .expect("insert");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let replayed: i64 = on_standby
+            .query_one("SELECT count(*) FROM vset.outbox", &[])
+            .expect("count")
+            .get(0);
+        if replayed == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standby did not replay the 9 records"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    on_standby
+        .batch_execute("SELECT pg_promote()")
+        .expect("promote");
+    assert_eq!(
+        drain(&mut on_standby).len(),
+        9,
+        "the promoted session claims all"
+    );
+}

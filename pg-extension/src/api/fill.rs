@@ -95,15 +95,34 @@ fn key_arguments<'a>(
         .collect()
 }
 
-/// The fill of a row read (columns: payload, ctid, then the key columns' text) whose
-/// version is locked: its key, a version drawn now (after the lock), its payload.
-fn filled(row: &SpiTupleTable<'_>, template: &KeyTemplate) -> Result<Filled, VsetError> {
+/// The fill of a row read (columns: payload, ctid, the key columns' text, then its
+/// xmin) whose version is locked: its key, a version drawn now (after the lock), its
+/// payload. A row this transaction inserted or updated is refused: its value is not
+/// committed (and may never be), yet the version drawn now would be newer than the
+/// one its own capture draws at commit order, so a rollback would leave it cached.
+fn filled(
+    row: &SpiTupleTable<'_>,
+    template: &KeyTemplate,
+    qualified: &str,
+) -> Result<Filled, VsetError> {
     let payload = row.get::<String>(1)?;
-    let mut parts = Vec::with_capacity(template.columns().len());
-    for i in 0..template.columns().len() {
+    let n = template.columns().len();
+    let mut parts = Vec::with_capacity(n);
+    for i in 0..n {
         parts.push(row.get::<String>(i + 3)?.unwrap_or_default());
     }
-    let version = next_version(&vset_objects()?);
+    let objects = vset_objects()?;
+    let xmin = row
+        .get::<String>(n + 3)?
+        .and_then(|x| x.parse::<u32>().ok())
+        .ok_or(VsetError::Altered("the row's xmin"))?;
+    // SAFETY: a transaction id read from the row just locked.
+    if unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xmin)) } {
+        return Err(VsetError::FillOfOwnChange {
+            table: qualified.to_string(),
+        });
+    }
+    let version = next_version(&objects);
     Ok((template.render(&parts), version, payload))
 }
 
@@ -119,7 +138,7 @@ fn fill_prepared(
     if table.is_empty() {
         return Ok(None);
     }
-    filled(&table.first(), &plan.template).map(Some)
+    filled(&table.first(), &plan.template, &plan.qualified).map(Some)
 }
 
 #[pg_extern(name = "_fill")]
@@ -150,6 +169,12 @@ fn fill(
     tbl: pg_sys::Oid,
     key: Vec<Option<String>>,
 ) -> Result<Option<Filled>, VsetError> {
+    // SAFETY: reads the recovery flag.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        // Versions come from the primary's sequence, and the row lock that orders a
+        // fill against writers exists only there.
+        return Err(VsetError::FillOnStandby);
+    }
     // SAFETY: an ACL check of the calling role.
     let may_lock = unsafe {
         pg_sys::pg_class_aclcheck(
@@ -223,7 +248,7 @@ fn fill(
     // as the extension owner (FOR SHARE needs UPDATE privilege), then read it again
     // as the caller.
     let read = format!(
-        "SELECT {}, t.ctid::text, {} FROM {} t WHERE {}",
+        "SELECT {}, t.ctid::text, {}, t.xmin::text FROM {} t WHERE {}",
         payload_expr,
         key_exprs.join(", "),
         info.qualified,
@@ -285,7 +310,7 @@ fn fill(
         if row.get::<String>(2)?.as_deref() != Some(seen.as_str()) {
             continue;
         }
-        return filled(&row, &template).map(Some);
+        return filled(&row, &template, &info.qualified).map(Some);
     }
     Err(VsetError::FillContended {
         table: info.qualified,

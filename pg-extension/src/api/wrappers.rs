@@ -1,5 +1,6 @@
 //! The SQL signatures users call (`regclass` arguments, defaults, `VARIADIC`) over
-//! the Rust entry points `vset._track`, `vset._untrack` and `vset._fill`.
+//! the Rust entry points `vset._track`, `vset._untrack` and `vset._fill` (`vset.fill`
+//! binds `_fill`'s C symbol directly).
 
 pgrx::extension_sql!(
     r#"
@@ -17,11 +18,12 @@ CREATE FUNCTION vset.untrack(tbl regclass) RETURNS void LANGUAGE sql VOLATILE AS
 $$;
 COMMENT ON FUNCTION vset.untrack(regclass) IS 'Stop capturing a table (drops its vset triggers and catalog row; waiting records stay)';
 
+-- The Rust entry point of vset._fill itself (regclass is an oid, the VARIADIC
+-- argument a text[]): a SQL wrapper would be planned again on every call, which
+-- after a cold start is every read.
 CREATE FUNCTION vset.fill(tbl regclass, VARIADIC key text[])
 RETURNS TABLE(cache_key text, version bigint, payload text)
-LANGUAGE sql VOLATILE AS $$
-    SELECT f.cache_key, f.version, f.payload FROM vset._fill(tbl::oid, key) f
-$$;
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'fill_internal_wrapper';
 COMMENT ON FUNCTION vset.fill(regclass, text[]) IS
   'Read-miss fill: current row''s cache key, a version drawn under FOR SHARE, and payload; no row if absent';
 
