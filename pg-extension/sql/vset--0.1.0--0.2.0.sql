@@ -69,6 +69,21 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = format('SELECT vset.untrack(%L) first (it deletes the cached keys of every row), then DROP it.', dropped);
     END IF;
+    -- Columns dropped by anything but ALTER TABLE (DROP TYPE/DOMAIN/FUNCTION … CASCADE):
+    -- the DDL guard (vset_guard_ddl) never saw them, so no del was written.
+    IF TG_TAG NOT IN ('ALTER TABLE', 'ALTER FOREIGN TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW') THEN
+        SELECT d.object_identity INTO dropped
+          FROM pg_catalog.pg_event_trigger_dropped_objects() d
+          JOIN vset.tracked t ON t.tbl::oid = d.objid
+                              OR t.tbl::oid = pg_catalog.pg_partition_root(d.objid)::oid
+         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0
+         LIMIT 1;
+        IF dropped IS NOT NULL THEN
+            RAISE EXCEPTION 'vset: % drops column % of a tracked table: its cached rows would keep it', TG_TAG, dropped
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Untrack the table first (it deletes the cached keys of every row), or drop the column with ALTER TABLE.';
+        END IF;
+    END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION vset.refuse_dropping_tracked_tables() FROM PUBLIC;
@@ -120,7 +135,9 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'vset_guard_ddl';
 COMMENT ON FUNCTION vset.guard_ddl() IS 'ddl_command_start: writes the del records DDL on a tracked table needs, or refuses DDL that would bypass capture';
 REVOKE ALL ON FUNCTION vset.guard_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER vset_guard_ddl ON ddl_command_start
-    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'DROP TRIGGER',
+                 'ALTER TRIGGER', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE',
+                 'ALTER TYPE')
     EXECUTE FUNCTION vset.guard_ddl();
 
 -- vset.fill binds vset._fill's C symbol directly (a SQL wrapper is planned again on

@@ -59,6 +59,8 @@ pub enum VsetError {
         role: &'static str,
         what: &'static str,
     },
+    #[error("vset: this ALTER TYPE changes how rows of tracked table {table} render (its keys or payloads); in one transaction run SELECT vset.untrack('{table}'), the ALTER TYPE, then vset.track again")]
+    TypeInUse { table: String },
     #[error("vset: DETACH PARTITION … CONCURRENTLY from tracked table {table} is refused: the del records for the partition's rows must be written in the same transaction; detach without CONCURRENTLY")]
     DetachConcurrently { table: String },
     #[error("vset: DROP TRIGGER {trigger} on {table} is refused: it keeps Redis in step with the table; SELECT vset.untrack(...) on the tracked table removes it (and deletes the cached keys)")]
@@ -137,9 +139,9 @@ impl VsetError {
             VsetError::KeyTypeDependsOnSettings { .. } | VsetError::NotDurable { .. } => {
                 Code::ERRCODE_FEATURE_NOT_SUPPORTED
             }
-            VsetError::DdlBypassesCapture { .. } | VsetError::DdlBreaksTracking { .. } => {
-                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
-            }
+            VsetError::DdlBypassesCapture { .. }
+            | VsetError::DdlBreaksTracking { .. }
+            | VsetError::TypeInUse { .. } => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             VsetError::DetachConcurrently { .. } => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             VsetError::DropVsetTrigger { .. } => Code::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             VsetError::UnknownColumn { .. } => Code::ERRCODE_UNDEFINED_COLUMN,

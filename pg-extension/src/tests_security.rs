@@ -373,4 +373,55 @@ mod tests {
     }
 
     // Item 7 (a SELECT-only role fills, under row-level security): tests/tests/pg_fill.rs.
+
+    /// Audit finding: the DDL guard acts only for the table's owner; anyone else gets
+    /// PostgreSQL's own refusal before vset locks, reads or writes anything.
+    #[pg_test]
+    fn ddl_by_a_role_that_does_not_own_the_table_gets_postgresqls_own_refusal() {
+        victim_and_attacker();
+        let outbox = || one::<i64>("SELECT count(*) FROM vset.outbox").unwrap_or(-1);
+        let before = outbox();
+        for ddl in [
+            "ALTER TABLE users ADD COLUMN c int",
+            "ALTER TABLE users RENAME COLUMN id TO uid",
+            "ALTER TABLE users DISABLE TRIGGER vset_capture",
+        ] {
+            assert_eq!(
+                as_role("vset_attacker", ddl),
+                "42501: must be owner of table users",
+                "{ddl}"
+            );
+        }
+        assert_eq!(outbox(), before);
+    }
+
+    /// Audit finding: a table owner who is not a superuser can still add partitions
+    /// to a tracked table (cloning vset's row trigger checks EXECUTE on it).
+    #[pg_test]
+    fn a_table_owner_without_superuser_can_add_partitions_to_a_tracked_table() {
+        // Locks in the order the other tests take them (vset.tracked, by track; then
+        // the schemas' catalog rows, by GRANT): tests run concurrently.
+        run("LOCK TABLE vset.tracked IN SHARE ROW EXCLUSIVE MODE");
+        run("CREATE ROLE vset_owner");
+        run("GRANT USAGE ON SCHEMA tests TO vset_owner");
+        run("GRANT CREATE, USAGE ON SCHEMA public TO vset_owner");
+        run("SET LOCAL ROLE vset_owner");
+        run("CREATE TABLE public.pt(id int PRIMARY KEY, v int) PARTITION BY RANGE (id)");
+        run("CREATE TABLE public.pt_a PARTITION OF public.pt FOR VALUES FROM (0) TO (100)");
+        run("RESET ROLE");
+        run("SELECT vset.track('public.pt')");
+        run("SET LOCAL ROLE vset_owner");
+        assert_eq!(
+            try_sql(
+                "CREATE TABLE public.pt_b PARTITION OF public.pt FOR VALUES FROM (100) TO (200)"
+            ),
+            "ok"
+        );
+        run("INSERT INTO public.pt VALUES (150, 1)");
+        run("RESET ROLE");
+        assert_eq!(
+            one::<String>("SELECT cache_key FROM vset.outbox WHERE tbl = 'public.pt'::regclass"),
+            Some("public.pt:150".to_string())
+        );
+    }
 }

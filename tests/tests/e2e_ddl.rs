@@ -214,6 +214,115 @@ const CASES: &[Case] = &[
         after: "UPDATE rename_key SET v = -v WHERE id <= 5",
         dels: Some(0),
     },
+    Case {
+        name: "two ALTER TABLE subcommands: one del per row, not two",
+        setup: "CREATE TABLE two_cmds(id int PRIMARY KEY, v int NOT NULL, gone int);
+                SELECT vset.track('two_cmds');
+                INSERT INTO two_cmds SELECT g, g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE two_cmds ADD COLUMN extra int, DROP COLUMN gone",
+        expect: Expect::Applied,
+        after: "UPDATE two_cmds SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "ALTER VIEW … RENAME COLUMN on a table",
+        setup: "CREATE TABLE view_rename(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('view_rename');
+                INSERT INTO view_rename SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER VIEW view_rename RENAME COLUMN v TO w",
+        expect: Expect::Applied,
+        after: "UPDATE view_rename SET w = -w WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "ADD COLUMN on the inheritance parent of a tracked table",
+        setup: "CREATE TABLE inh_parent(id int NOT NULL, v int);
+                CREATE TABLE inh_child(PRIMARY KEY (id)) INHERITS (inh_parent);
+                SELECT vset.track('inh_child');
+                INSERT INTO inh_child SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TABLE inh_parent ADD COLUMN extra int NOT NULL DEFAULT 3",
+        expect: Expect::Applied,
+        after: "UPDATE inh_child SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "RENAME COLUMN of a tracked table's key through an untracked parent",
+        setup: "CREATE TABLE ren_parent(id int NOT NULL, v int) PARTITION BY RANGE (id);
+                CREATE TABLE ren_child(id int NOT NULL, v int, PRIMARY KEY (id));
+                SELECT vset.track('ren_child');
+                INSERT INTO ren_child SELECT g, g FROM generate_series(1, 20) g;
+                ALTER TABLE ren_parent ATTACH PARTITION ren_child FOR VALUES FROM (0) TO (100);",
+        ddl: "ALTER TABLE ren_parent RENAME COLUMN id TO id2",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE ren_child SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "CREATE OR REPLACE TRIGGER vset_capture",
+        setup: "CREATE TABLE replace_trig(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('replace_trig');
+                INSERT INTO replace_trig SELECT g, g FROM generate_series(1, 20) g;
+                CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';",
+        ddl: "CREATE OR REPLACE TRIGGER vset_capture AFTER INSERT OR UPDATE OR DELETE ON replace_trig FOR EACH ROW EXECUTE FUNCTION noop()",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE replace_trig SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "ALTER TRIGGER vset_capture DEPENDS ON EXTENSION",
+        setup: "CREATE TABLE depends_trig(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('depends_trig');
+                INSERT INTO depends_trig SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "ALTER TRIGGER vset_capture ON depends_trig DEPENDS ON EXTENSION vset",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE depends_trig SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "ALTER TYPE … RENAME VALUE of an enum key",
+        setup: "CREATE TYPE mood AS ENUM ('happy', 'sad');
+                CREATE TABLE enum_key(m mood PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('enum_key');
+                INSERT INTO enum_key VALUES ('happy', 1), ('sad', 2);",
+        ddl: "ALTER TYPE mood RENAME VALUE 'happy' TO 'glad'",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE enum_key SET v = -v",
+        dels: Some(0),
+    },
+    Case {
+        name: "DROP TYPE … CASCADE dropping a payload column",
+        setup: "CREATE TYPE color AS ENUM ('red', 'blue');
+                CREATE TABLE drop_type(id int PRIMARY KEY, c color, v int NOT NULL);
+                SELECT vset.track('drop_type');
+                INSERT INTO drop_type SELECT g, 'red', g FROM generate_series(1, 20) g;",
+        ddl: "DROP TYPE color CASCADE",
+        expect: Expect::Refused("55000"),
+        after: "UPDATE drop_type SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "CREATE UNLOGGED TABLE … PARTITION OF a tracked table",
+        setup: "CREATE TABLE unlogged_p(id int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (id);
+                CREATE TABLE unlogged_p_a PARTITION OF unlogged_p FOR VALUES FROM (0) TO (100);
+                SELECT vset.track('unlogged_p');
+                INSERT INTO unlogged_p SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "CREATE UNLOGGED TABLE unlogged_p_b PARTITION OF unlogged_p FOR VALUES FROM (100) TO (200)",
+        expect: Expect::Refused("0A000"),
+        after: "UPDATE unlogged_p SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "ATTACH PARTITION of an unlogged table",
+        setup: "CREATE TABLE attach_unlogged(id int PRIMARY KEY, v int NOT NULL) PARTITION BY RANGE (id);
+                CREATE TABLE attach_unlogged_a PARTITION OF attach_unlogged FOR VALUES FROM (0) TO (100);
+                SELECT vset.track('attach_unlogged');
+                INSERT INTO attach_unlogged SELECT g, g FROM generate_series(1, 20) g;
+                CREATE UNLOGGED TABLE attach_unlogged_b(id int PRIMARY KEY, v int NOT NULL);",
+        ddl: "ALTER TABLE attach_unlogged ATTACH PARTITION attach_unlogged_b FOR VALUES FROM (100) TO (200)",
+        expect: Expect::Refused("0A000"),
+        after: "UPDATE attach_unlogged SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
 ];
 
 fn outbox_len(c: &mut Client) -> i64 {
@@ -227,7 +336,9 @@ fn verify(stack: &mut Stack) -> Result<vset_verify::Report, String> {
         postgres: stack.pg.url(),
         cache: CacheTarget::Single(stack.redis().url()),
         sample: None,
-        grace: Duration::from_millis(500),
+        // The outbox is drained first (the relay commits a claim after Redis
+        // answered), so nothing is in flight: no grace period to wait out.
+        grace: Duration::ZERO,
         fetch_size: 500,
         module_type: DEFAULT_MODULE_TYPE.to_string(),
         max_recheck: 10_000,

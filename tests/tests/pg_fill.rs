@@ -278,3 +278,21 @@ fn fill_reads_partitions_through_the_root_and_quotes_every_name() {
         .get(0);
     assert!(y_exists);
 }
+
+#[test]
+fn fill_does_not_hand_out_rows_of_inheritance_children() {
+    // A child's rows are not captured with its parent (the trigger does not fire for
+    // them), so a fill must not cache them under the parent's keys either.
+    let (_pg, mut c) = cluster();
+    c.batch_execute(
+        "CREATE TABLE kid () INHERITS (users); INSERT INTO kid VALUES (99, 'child', 'z');",
+    )
+    .expect("child");
+    assert_eq!(
+        fill(
+            &mut c,
+            "SELECT cache_key, payload FROM vset.fill('users', '99')"
+        ),
+        "none"
+    );
+}

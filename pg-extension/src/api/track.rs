@@ -264,6 +264,35 @@ fn track_owned(
         )?;
     }
     tracked.insert(client, tbl)?;
+    // PostgreSQL checks EXECUTE on a row trigger's function when it clones the
+    // trigger onto a new partition (CREATE TABLE … PARTITION OF, ATTACH PARTITION),
+    // as the role doing it: the table's owner must keep being able to add partitions.
+    // (capture() itself refuses any trigger track did not install.)
+    // Granted only when missing: a GRANT rewrites the function's catalog row, which
+    // concurrent tracks would then queue on.
+    let lacking = client.select(
+        "SELECT pg_catalog.pg_get_userbyid(relowner)::text FROM pg_catalog.pg_class
+          WHERE oid OPERATOR(pg_catalog.=) $1
+            AND NOT pg_catalog.has_function_privilege(relowner, 'vset.capture()', 'EXECUTE')",
+        Some(1),
+        &[tbl.into()],
+    )?;
+    if let Some(owner) = lacking
+        .into_iter()
+        .next()
+        .map(|r| r.get::<String>(1))
+        .transpose()?
+        .flatten()
+    {
+        client.update(
+            &format!(
+                "GRANT EXECUTE ON FUNCTION vset.capture() TO {}",
+                quote_identifier(&owner)
+            ),
+            None,
+            &[],
+        )?;
+    }
     Ok(tracked.key_template)
 }
 

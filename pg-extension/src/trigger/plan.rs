@@ -209,12 +209,21 @@ fn build(
             typoutput,
         });
     }
+    // The tracked table a partition's trigger works for: the nearest tracked one of
+    // itself and its ancestors (a tracked table can be attached under an untracked
+    // partitioned table, whose root is then not the tracked one). As the extension
+    // owner: a writer need not be able to read vset.tracked.
     let tracked = if is_partition {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT pg_catalog.pg_partition_root($1)::oid",
-            &[relid.into()],
-        )?
-        .unwrap_or(relid)
+        as_extension_owner(|| {
+            Ok(Spi::get_one_with_args::<pg_sys::Oid>(
+                "SELECT coalesce((SELECT a.relid::oid
+                     FROM pg_catalog.pg_partition_ancestors($1) WITH ORDINALITY AS a(relid, n)
+                     JOIN vset.tracked t ON t.tbl OPERATOR(pg_catalog.=) a.relid
+                    ORDER BY a.n LIMIT 1), $1)",
+                &[relid.into()],
+            )?
+            .unwrap_or(relid))
+        })?
     } else {
         relid
     };
