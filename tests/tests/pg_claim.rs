@@ -46,6 +46,18 @@ fn drain(relay: &mut Client) -> Vec<i64> {
     }
 }
 
+/// Rows 1..=100 inserted and claimed: the relay's mark is past them.
+fn insert_and_claim_100(writer: &mut Client, relay: &mut Client) {
+    writer
+        .execute(
+            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g",
+            &[],
+        )
+        .expect("insert");
+    assert_eq!(drain(relay).len(), 100);
+    assert!(drain(relay).is_empty());
+}
+
 /// Claims until `n` records came back or `within` passed (the rescan that finds
 /// records behind the mark comes every `RESCAN_EVERY`, 10 s); the ids claimed.
 fn drain_until(relay: &mut Client, n: usize, within: Duration) -> Vec<i64> {
@@ -234,14 +246,7 @@ fn records_whose_claim_rolled_back_are_claimed_again() {
 fn a_sequence_moved_back_does_not_strand_records() {
     let (pg, mut writer) = cluster();
     let mut relay = pg.client().expect("relay");
-    writer
-        .execute(
-            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g",
-            &[],
-        )
-        .expect("insert");
-    assert_eq!(drain(&mut relay).len(), 100);
-    assert!(drain(&mut relay).is_empty());
+    insert_and_claim_100(&mut writer, &mut relay);
     // A DBA (or a restore) moves the sequence back; writers draw ids the relay has
     // already passed. Versions then break their promise anyway, but records must
     // still be claimed, not left in the outbox.
@@ -279,14 +284,7 @@ fn claims_go_on_while_the_sequence_is_misconfigured() {
 fn a_recreated_extension_is_claimed_from_its_first_record() {
     let (pg, mut writer) = cluster();
     let mut relay = pg.client().expect("relay");
-    writer
-        .execute(
-            "INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g",
-            &[],
-        )
-        .expect("insert");
-    assert_eq!(drain(&mut relay).len(), 100);
-    assert!(drain(&mut relay).is_empty());
+    insert_and_claim_100(&mut writer, &mut relay);
     // The relay's transaction is open while the extension is dropped and created
     // again: the new outbox starts at id 1.
     relay.batch_execute("BEGIN").expect("begin");
