@@ -323,6 +323,65 @@ const CASES: &[Case] = &[
         after: "UPDATE attach_unlogged SET v = -v WHERE id <= 5",
         dels: Some(0),
     },
+    Case {
+        name: "TRUNCATE",
+        setup: "CREATE TABLE trunc(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('trunc');
+                INSERT INTO trunc SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "TRUNCATE trunc",
+        expect: Expect::Refused("0A000"),
+        after: "UPDATE trunc SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "DROP TABLE of a tracked table",
+        setup: "CREATE TABLE dropped(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('dropped');
+                INSERT INTO dropped SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "DROP TABLE dropped",
+        expect: Expect::Refused("2BP01"),
+        after: "UPDATE dropped SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "untrack, then track again",
+        setup: "CREATE TABLE retracked(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('retracked');
+                INSERT INTO retracked SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "SELECT vset.untrack('retracked'); UPDATE retracked SET v = v * 10; SELECT vset.track('retracked')",
+        expect: Expect::Applied,
+        after: "UPDATE retracked SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "track(…, replace => true) with another template",
+        setup: "CREATE TABLE replaced(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('replaced');
+                INSERT INTO replaced SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "SELECT vset.track('replaced', key_template => 'rep:{id}', replace => true)",
+        expect: Expect::Applied,
+        after: "UPDATE replaced SET v = -v WHERE id <= 5",
+        dels: Some(20),
+    },
+    Case {
+        name: "track(…, replace => true) with another channel only (nothing to do)",
+        setup: "CREATE TABLE rechanneled(id int PRIMARY KEY, v int NOT NULL);
+                SELECT vset.track('rechanneled');
+                INSERT INTO rechanneled SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "SELECT vset.track('rechanneled', channel => 'other', replace => true)",
+        expect: Expect::Applied,
+        after: "UPDATE rechanneled SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
+    Case {
+        name: "track of an unlogged table",
+        setup: "CREATE UNLOGGED TABLE unlogged_t(id int PRIMARY KEY, v int NOT NULL);
+                INSERT INTO unlogged_t SELECT g, g FROM generate_series(1, 20) g;",
+        ddl: "SELECT vset.track('unlogged_t')",
+        expect: Expect::Refused("0A000"),
+        after: "UPDATE unlogged_t SET v = -v WHERE id <= 5",
+        dels: Some(0),
+    },
 ];
 
 fn outbox_len(c: &mut Client) -> i64 {
@@ -420,6 +479,15 @@ fn every_ddl_case_leaves_the_cache_consistent_or_is_refused() {
                         .collect::<Vec<_>>()
                 ));
             }
+        }
+        if report.consistent() {
+            // Done with this case's tables: untracking deletes their cached keys, and
+            // keeps every later check to the table under test (vset-verify costs a
+            // scan of Redis per tracked table).
+            c.batch_execute(
+                "SELECT vset.untrack(tbl) FROM vset.tracked WHERE tbl <> 'public.users'::regclass",
+            )
+            .unwrap_or_else(|e| panic!("{}: untrack: {}", case.name, db_error_text(&e)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
