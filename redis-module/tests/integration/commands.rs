@@ -615,7 +615,8 @@ fn commands_declare_keys_and_flags() {
     };
     assert_eq!(flags_of(0), vec!["write", "denyoom", "module"]);
     assert_eq!(flags_of(1), vec!["readonly", "module", "fast"]);
-    assert_eq!(flags_of(2), vec!["write", "denyoom", "module"]);
+    // VDEL is not deny-oom: a deletion must land under memory pressure.
+    assert_eq!(flags_of(2), vec!["write", "module"]);
     // VFLOOR is not `write` (its status must be readable on replicas).
     let vfloor_flags = flags_of(3);
     assert!(
@@ -691,6 +692,42 @@ fn oom_refuses_vset() {
     let e = vset_err(&mut con, "k", "1", "v");
     assert!(e.starts_with("OOM"), "{e}");
     assert_eq!(vget(&mut con, "k"), None);
+}
+
+#[test]
+fn oom_still_accepts_vdel() {
+    // A deletion must reach Redis under memory pressure: refusing it would leave the
+    // deleted row's value cached (and the relay's batch failing) until memory frees
+    // up. A tombstone replacing a value is never larger than it; one for a missing
+    // key is a few bytes.
+    let server = RedisServer::start(RedisOptions::warm()).unwrap();
+    let mut con = server.client().unwrap();
+    assert_eq!(vset(&mut con, "k", "1", &"v".repeat(10_000)), 1);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1mb")
+        .query(&mut con)
+        .unwrap();
+    let e = vset_err(&mut con, "k", "2", "v2");
+    assert!(e.starts_with("OOM"), "{e}");
+    assert_eq!(vdel(&mut con, "k", "3"), 1);
+    assert_eq!(vdel(&mut con, "missing", "3"), 1);
+    assert_eq!(vget(&mut con, "k"), None);
+    // The tombstones hold: an older write is refused (not an OOM: a refusal).
+    let stored: i64 = redis::cmd("VSET")
+        .arg("missing")
+        .arg("2")
+        .arg("old")
+        .query(&mut con)
+        .unwrap_or(-1);
+    assert_ne!(stored, 1, "an older write must not land over the tombstone");
 }
 
 #[test]
