@@ -112,6 +112,14 @@ impl ModuleState {
         }
     }
 
+    /// Forgets every floor and version seen and goes cold, as a fresh module does
+    /// (`VFLOOR RESET`): the next relay handshake sets the floors from PostgreSQL.
+    pub fn reset_cold(&self) {
+        self.floors.reset();
+        self.reset_max_seen(0);
+        self.set_cold(true);
+    }
+
     /// Raises every floor to at least `version` and counts the buckets that rose.
     pub fn raise_all(&self, version: u64) {
         let risen = self.floors.raise_all(version);

@@ -19,6 +19,8 @@ pub enum CommandError {
     BadExpire(&'static str),
     #[error("VFLOOR RESTORE: {0}")]
     BadRestore(DecodeError),
+    #[error("VFLOOR RESET needs an empty Redis (every database): FLUSHALL first. It forgets every floor and goes cold, so it is safe only with no value or tombstone left")]
+    ResetNotEmpty,
     #[error("vset: module state is not initialised")]
     NoState,
     #[error(transparent)]

@@ -3,6 +3,13 @@
 //! module leaves cold state. Replicated, so replicas and the AOF follow.
 //! `VFLOOR RESTORE <record>` (written by AOF rewrite without RDB preamble): raises
 //! floors to a saved table; raise-only, so it can never make a stale write possible.
+//! `VFLOOR RESET`: the operator's way back when floors are wrong for good (a floor
+//! raised by hand to the maximum, a PostgreSQL restored to an earlier point whose
+//! versions go back): on an empty Redis only (after `FLUSHALL`), every floor and the
+//! highest version seen go back to 0 and the module goes cold, as at first start;
+//! the relay's next handshake (`VFLOOR <current version>`) warms it again. With no
+//! value or tombstone left there is nothing a low floor could let a stale write
+//! overwrite. Replicated.
 
 use redis_module::{Context, RedisResult, RedisValue};
 
@@ -43,6 +50,17 @@ pub fn vfloor(ctx: &Context, args: &[Arg]) -> RedisResult {
             ctx.replicate_verbatim();
             Ok(RedisValue::SimpleStringStatic("OK"))
         }
+        [_, sub] if sub.as_slice().eq_ignore_ascii_case(b"RESET") => {
+            if is_read_only_replica_client(ctx) {
+                return Err(read_only_replica());
+            }
+            if !keyspace_is_empty(ctx) {
+                return Err(CommandError::ResetNotEmpty.into());
+            }
+            state.reset_cold();
+            ctx.replicate_verbatim();
+            Ok(RedisValue::SimpleStringStatic("OK"))
+        }
         [_, version] => {
             let version = parse_version(version.as_slice()).map_err(CommandError::from)?;
             if is_read_only_replica_client(ctx) {
@@ -55,4 +73,15 @@ pub fn vfloor(ctx: &Context, args: &[Arg]) -> RedisResult {
         }
         _ => Err(CommandError::Syntax.into()),
     }
+}
+
+/// True when no database holds a key (`INFO keyspace` lists only non-empty ones).
+fn keyspace_is_empty(ctx: &Context) -> bool {
+    let text = match ctx.call("INFO", &["keyspace"]) {
+        Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => s,
+        Ok(RedisValue::StringBuffer(b)) => String::from_utf8_lossy(&b).into_owned(),
+        // Cannot tell: refuse (the safe answer).
+        _ => return false,
+    };
+    !text.lines().any(|l| l.starts_with("db"))
 }

@@ -126,6 +126,13 @@ impl FloorTable {
             .collect()
     }
 
+    /// Every floor back to 0 (`VFLOOR RESET`, on an empty Redis only).
+    pub fn reset(&self) {
+        for f in self.floors.iter() {
+            f.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Adopts a saved table: the state a snapshot describes replaces ours (a reload
     /// or a replica's full sync means "become that state").
     ///

@@ -329,3 +329,44 @@ fn restart_with_rdb_is_warm() {
     assert_eq!(vset(&mut con, "k", "7", "y"), 1);
     assert_eq!(vset(&mut con, "other", "5", "y"), 0);
 }
+
+/// Issue 10: one `VFLOOR 18446744073709551615` (or a PostgreSQL restored to an earlier
+/// point) makes every later write stale for good. `VFLOOR RESET` is the way back: on
+/// an empty Redis only, it forgets every floor and goes cold until the relay's
+/// handshake (replicated like any floor change).
+#[test]
+fn vfloor_reset_recovers_a_bricked_cache_and_only_an_empty_one() {
+    // Cold start on, as in production: the relay's handshake warms it.
+    let server = RedisServer::start(RedisOptions::new()).unwrap();
+    let mut con = server.client().unwrap();
+    raise_floor(&mut con, "1");
+    assert_eq!(vset(&mut con, "k", "5", "v5"), 1);
+    raise_floor(&mut con, "18446744073709551615");
+    assert_eq!(vset(&mut con, "other", "100", "v"), 0, "bricked: refused");
+    // Not while anything is cached: a low floor would let old writes land.
+    let e = err(redis::cmd("VFLOOR").arg("RESET").query(&mut con));
+    assert!(e.contains("VFLOOR RESET needs an empty Redis"), "{e}");
+    assert_eq!(vget_int(&mut con, "k"), (Some("v5".into()), 5));
+    // Another database's key counts too.
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("elsewhere")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut con).unwrap();
+    let _: () = redis::cmd("DEL").arg("k").query(&mut con).unwrap();
+    let e = err(redis::cmd("VFLOOR").arg("RESET").query(&mut con));
+    assert!(e.contains("VFLOOR RESET needs an empty Redis"), "{e}");
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let ok: String = redis::cmd("VFLOOR").arg("reset").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    let (cold, floor, _) = vfloor(&mut con);
+    assert_eq!((cold, floor), (1, Value::Int(0)));
+    assert_eq!(vset(&mut con, "k", "100", "v"), 0, "cold: nothing stored");
+    // The relay's handshake: VFLOOR at PostgreSQL's current version.
+    raise_floor(&mut con, "50");
+    assert_eq!(vset(&mut con, "k", "49", "old"), 0);
+    assert_eq!(vset(&mut con, "k", "51", "new"), 1);
+    assert_eq!(vget_int(&mut con, "k"), (Some("new".into()), 51));
+}
