@@ -306,6 +306,13 @@ $$;
             .starts_with("25000: vset: fill of public.ev: this transaction inserted"));
         assert!(try_sql("TRUNCATE ev_eu")
             .starts_with("0A000: vset: TRUNCATE of public.ev_eu is refused"));
+        // Partitions created or attached after track get the guard too.
+        assert!(try_sql("TRUNCATE ev_ap")
+            .starts_with("0A000: vset: TRUNCATE of public.ev_ap is refused"));
+        run("CREATE TABLE ev_sa (id int NOT NULL, region text NOT NULL, v int)");
+        run("ALTER TABLE ev ATTACH PARTITION ev_sa FOR VALUES IN ('sa')");
+        assert!(try_sql("TRUNCATE ev_sa")
+            .starts_with("0A000: vset: TRUNCATE of public.ev_sa is refused"));
         assert!(try_sql("TRUNCATE ev").starts_with("0A000: vset: TRUNCATE of public.ev is refused"));
     }
 
