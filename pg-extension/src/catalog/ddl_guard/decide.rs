@@ -14,6 +14,7 @@ use super::lookup::{
 };
 use super::{as_vset, Action};
 use crate::api::track::{CAPTURE_TRIGGER, TRUNCATE_TRIGGER};
+use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::Tracked;
 use crate::error::VsetError;
 
@@ -138,26 +139,62 @@ fn bypass(owner: &TrackedOwner, what: String) -> Action {
     })
 }
 
-/// What a change of column `name` (dropped, renamed, or retyped: `what`) needs for
-/// one tracked table it reaches.
+/// What happens to a column the statement names.
+#[derive(Clone, Copy)]
+enum ColumnChange {
+    Drop,
+    Rename,
+    Retype,
+}
+
+impl ColumnChange {
+    fn what(self) -> &'static str {
+        match self {
+            ColumnChange::Drop => "DROP COLUMN",
+            ColumnChange::Rename => "RENAME COLUMN",
+            ColumnChange::Retype => "ALTER COLUMN … TYPE",
+        }
+    }
+}
+
+/// What a change of column `name` needs for one tracked table it reaches: a retyped
+/// key or payload column changes what is cached (dels); a dropped or renamed one
+/// would break every later write (refused); any change of an all-columns payload
+/// changes its shape (dels).
 fn column_change(
     rel: pg_sys::Oid,
     owner: &TrackedOwner,
     name: &str,
-    what: &'static str,
+    change: ColumnChange,
 ) -> Option<Action> {
-    let retyped = what == "ALTER COLUMN … TYPE";
-    match role_of_column(&owner.tracked, name) {
-        Some(_) if retyped => Some(del_all(rel, owner, what)),
-        Some(role) => Some(Action::Refuse(VsetError::DdlBreaksTracking {
+    let what = change.what();
+    match (role_of_column(&owner.tracked, name), change) {
+        (Some(_), ColumnChange::Retype) => Some(del_all(rel, owner, what)),
+        (Some(role), _) => Some(Action::Refuse(VsetError::DdlBreaksTracking {
             table: owner.name.clone(),
             column: name.to_string(),
             role,
             what,
         })),
-        None if owner.tracked.columns.is_none() => Some(del_all(rel, owner, what)),
-        None => None,
+        (None, _) if owner.tracked.columns.is_none() => Some(del_all(rel, owner, what)),
+        (None, _) => None,
     }
+}
+
+/// Refuses the statement (`what`) when `rel` belongs to a tracked table: for
+/// statements on vset's own triggers.
+fn bypass_if_tracked(
+    client: &SpiClient<'_>,
+    rel: Option<pg_sys::Oid>,
+    what: String,
+) -> Result<Vec<Action>, VsetError> {
+    let Some(rel) = rel else {
+        return Ok(Vec::new());
+    };
+    Ok(match tracked_owner_of(client, rel)? {
+        Some(owner) => vec![bypass(&owner, what)],
+        None => Vec::new(),
+    })
 }
 
 unsafe fn alter_table(
@@ -192,10 +229,10 @@ unsafe fn alter_table(
                     actions.push(del_all(rel, owner, "ADD COLUMN"));
                 }
                 At::AT_DropColumn => {
-                    actions.extend(column_change(rel, owner, &name, "DROP COLUMN"));
+                    actions.extend(column_change(rel, owner, &name, ColumnChange::Drop));
                 }
                 At::AT_AlterColumnType => {
-                    actions.extend(column_change(rel, owner, &name, "ALTER COLUMN … TYPE"));
+                    actions.extend(column_change(rel, owner, &name, ColumnChange::Retype));
                 }
                 At::AT_DisableTrig if is_vset_trigger(&name) => {
                     actions.push(bypass(owner, format!("DISABLE TRIGGER {name}")));
@@ -255,18 +292,7 @@ unsafe fn alter_table(
 }
 
 fn is_unlogged(client: &SpiClient<'_>, rel: pg_sys::Oid) -> Result<bool, VsetError> {
-    as_vset(|| {
-        Ok(client
-            .select(
-                "SELECT relpersistence OPERATOR(pg_catalog.=) 'u' FROM pg_catalog.pg_class
-                  WHERE oid OPERATOR(pg_catalog.=) $1",
-                Some(1),
-                &[rel.into()],
-            )?
-            .first()
-            .get_one::<bool>()?
-            .unwrap_or(false))
-    })
+    as_vset(|| Ok(TableInfo::load(client, rel)?.persistence == "u"))
 }
 
 fn unlogged_refusal(owner: &TrackedOwner) -> Action {
@@ -353,13 +379,10 @@ unsafe fn rename(
         // Whatever the statement's name (ALTER TABLE, VIEW, FOREIGN TABLE …).
         pg_sys::ObjectType::OBJECT_COLUMN => tracked_reached_from(client, rel)?
             .iter()
-            .filter_map(|owner| column_change(rel, owner, &subname, "RENAME COLUMN"))
+            .filter_map(|owner| column_change(rel, owner, &subname, ColumnChange::Rename))
             .collect(),
         pg_sys::ObjectType::OBJECT_TRIGGER if is_vset_trigger(&subname) => {
-            match tracked_owner_of(client, rel)? {
-                Some(owner) => vec![bypass(&owner, format!("renaming trigger {subname}"))],
-                None => Vec::new(),
-            }
+            bypass_if_tracked(client, Some(rel), format!("renaming trigger {subname}"))?
         }
         _ => Vec::new(),
     })
@@ -376,13 +399,8 @@ unsafe fn create_trigger(
         return Ok(Vec::new());
     }
     // SAFETY: a RangeVar of the parse tree.
-    let Some(rel) = (unsafe { relid(rv) }) else {
-        return Ok(Vec::new());
-    };
-    Ok(match tracked_owner_of(client, rel)? {
-        Some(owner) => vec![bypass(&owner, format!("CREATE OR REPLACE TRIGGER {name}"))],
-        None => Vec::new(),
-    })
+    let rel = unsafe { relid(rv) };
+    bypass_if_tracked(client, rel, format!("CREATE OR REPLACE TRIGGER {name}"))
 }
 
 unsafe fn depends(
@@ -404,18 +422,14 @@ unsafe fn depends(
     if !is_vset_trigger(&trigger) {
         return Ok(Vec::new());
     }
+    // Dropping that extension would drop vset's trigger with it.
     // SAFETY: a RangeVar of the parse tree.
-    let Some(rel) = (unsafe { relid(rv) }) else {
-        return Ok(Vec::new());
-    };
-    Ok(match tracked_owner_of(client, rel)? {
-        // Dropping that extension would drop vset's trigger with it.
-        Some(owner) => vec![bypass(
-            &owner,
-            format!("ALTER TRIGGER {trigger} … DEPENDS ON EXTENSION"),
-        )],
-        None => Vec::new(),
-    })
+    let rel = unsafe { relid(rv) };
+    bypass_if_tracked(
+        client,
+        rel,
+        format!("ALTER TRIGGER {trigger} … DEPENDS ON EXTENSION"),
+    )
 }
 
 unsafe fn drop(

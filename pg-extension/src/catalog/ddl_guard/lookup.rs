@@ -18,6 +18,18 @@ pub struct TrackedOwner {
     pub name: String,
 }
 
+/// The tracked table `root`'s settings and name, if it is tracked.
+fn owner_at(client: &SpiClient<'_>, root: pg_sys::Oid) -> Result<Option<TrackedOwner>, VsetError> {
+    Ok(match Tracked::load(client, root)? {
+        Some(tracked) => Some(TrackedOwner {
+            root,
+            tracked,
+            name: TableInfo::load(client, root)?.qualified,
+        }),
+        None => None,
+    })
+}
+
 /// The tracked table `rel` belongs to: itself, or a tracked partition ancestor
 /// (an inheritance parent's trigger does not fire for its children, so only
 /// partition ancestors count).
@@ -38,12 +50,8 @@ pub fn tracked_owner_of(
             }
         }
         for candidate in candidates {
-            if let Some(tracked) = Tracked::load(client, candidate)? {
-                return Ok(Some(TrackedOwner {
-                    root: candidate,
-                    tracked,
-                    name: TableInfo::load(client, candidate)?.qualified,
-                }));
+            if let Some(owner) = owner_at(client, candidate)? {
+                return Ok(Some(owner));
             }
         }
         Ok(None)
@@ -52,35 +60,40 @@ pub fn tracked_owner_of(
 
 /// The tracked tables a statement on `rel` reaches: `rel`'s own (itself or a
 /// partition root above it) and those of every table below it (partitions and
-/// inheritance children, which ALTER TABLE recurses into), each once.
+/// inheritance children, which ALTER TABLE recurses into), each once, nearest first.
+/// One catalog query for the whole tree: this runs for every ALTER TABLE an owner
+/// issues, tracked or not.
 pub fn tracked_reached_from(
     client: &SpiClient<'_>,
     rel: pg_sys::Oid,
 ) -> Result<Vec<TrackedOwner>, VsetError> {
-    let below: Vec<pg_sys::Oid> = as_vset(|| {
-        let mut out = Vec::new();
+    as_vset(|| {
+        let mut roots = Vec::new();
         for row in client.select(
-            "WITH RECURSIVE below(relid) AS (
-                 SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) $1
+            "WITH RECURSIVE below(relid, depth) AS (
+                 SELECT $1::oid, 0
                  UNION
-                 SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN below b ON i.inhparent OPERATOR(pg_catalog.=) b.relid)
-             SELECT relid FROM below",
+                 SELECT i.inhrelid, b.depth + 1
+                   FROM pg_catalog.pg_inherits i JOIN below b ON i.inhparent OPERATOR(pg_catalog.=) b.relid)
+             SELECT t.tbl::oid
+               FROM below b
+              -- pg_partition_ancestors lists nothing for a table outside a partition tree.
+              CROSS JOIN LATERAL (SELECT b.relid::pg_catalog.regclass
+                                  UNION SELECT pg_catalog.pg_partition_ancestors(b.relid)) a(relid)
+               JOIN vset.tracked t ON t.tbl OPERATOR(pg_catalog.=) a.relid
+              GROUP BY t.tbl
+              ORDER BY pg_catalog.min(b.depth), t.tbl::oid",
             None,
             &[rel.into()],
         )? {
-            out.extend(row.get::<pg_sys::Oid>(1)?);
+            roots.extend(row.get::<pg_sys::Oid>(1)?);
         }
-        Ok(out)
-    })?;
-    let mut owners: Vec<TrackedOwner> = Vec::new();
-    for r in std::iter::once(rel).chain(below) {
-        if let Some(owner) = tracked_owner_of(client, r)? {
-            if !owners.iter().any(|o| o.root == owner.root) {
-                owners.push(owner);
-            }
+        let mut owners = Vec::with_capacity(roots.len());
+        for root in roots {
+            owners.extend(owner_at(client, root)?);
         }
-    }
-    Ok(owners)
+        Ok(owners)
+    })
 }
 
 /// True when the calling role owns `rel` or its schema (PostgreSQL's own check for
