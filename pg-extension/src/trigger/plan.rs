@@ -209,35 +209,37 @@ fn build(
             typoutput,
         });
     }
-    // The tracked table a partition's trigger works for: the nearest tracked one of
-    // itself and its ancestors (a tracked table can be attached under an untracked
-    // partitioned table, whose root is then not the tracked one). As the extension
-    // owner: a writer need not be able to read vset.tracked.
-    let tracked = if is_partition {
-        as_extension_owner(|| {
-            Ok(Spi::get_one_with_args::<pg_sys::Oid>(
-                "SELECT coalesce((SELECT a.relid::oid
-                     FROM pg_catalog.pg_partition_ancestors($1) WITH ORDINALITY AS a(relid, n)
-                     JOIN vset.tracked t ON t.tbl OPERATOR(pg_catalog.=) a.relid
-                    ORDER BY a.n LIMIT 1), $1)",
-                &[relid.into()],
-            )?
-            .unwrap_or(relid))
-        })?
-    } else {
-        relid
-    };
-
-    // As the extension owner (vset.tracked, every tracked table): the trigger is the
-    // one track installed; and since column types may have changed (ALTER TABLE …
-    // TYPE, RENAME COLUMN) after track checked the key's type and namespace, check
-    // them again.
+    // As the extension owner (vset.tracked, every tracked table; a writer need not be
+    // able to read them), in one switch:
+    // - the tracked table a partition's trigger works for: the nearest tracked one of
+    //   itself and its ancestors (a tracked table can be attached under an untracked
+    //   partitioned table, whose root is then not the tracked one);
+    // - the trigger is the one track installed;
+    // - since column types may have changed (ALTER TABLE … TYPE, RENAME COLUMN) after
+    //   track checked the key's type and namespace, check them again.
     let writer = caller();
-    as_extension_owner(|| {
+    let tracked = as_extension_owner(|| {
         Spi::connect(|client| {
+            let tracked = if is_partition {
+                client
+                    .select(
+                        "SELECT coalesce((SELECT a.relid::oid
+                             FROM pg_catalog.pg_partition_ancestors($1) WITH ORDINALITY AS a(relid, n)
+                             JOIN vset.tracked t ON t.tbl OPERATOR(pg_catalog.=) a.relid
+                            ORDER BY a.n LIMIT 1), $1)",
+                        Some(1),
+                        &[relid.into()],
+                    )?
+                    .first()
+                    .get_one::<pg_sys::Oid>()?
+                    .unwrap_or(relid)
+            } else {
+                relid
+            };
             verify_installed_by_track(client, tracked, &table, trigger_name, args)?;
             check_key_types(client, tracked, &table, template.columns())?;
-            refuse_overlapping_keys(client, tracked, &table, &template, writer)
+            refuse_overlapping_keys(client, tracked, &table, &template, writer)?;
+            Ok(tracked)
         })
     })?;
     // Checked at track time, and again whenever the relation changed (this plan is
