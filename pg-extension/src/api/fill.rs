@@ -247,19 +247,16 @@ fn fill(
     // (its SELECT privilege and row-level security apply), lock the version it read
     // as the extension owner (FOR SHARE needs UPDATE privilege), then read it again
     // as the caller.
-    // ONLY: inheritance children are not captured with their parent (a partitioned
-    // table's partitions are, and ONLY would see none of their rows).
-    let only = if info.relkind == "p" { "" } else { "ONLY " };
     let read = format!(
-        "SELECT {}, t.ctid::text, {}, t.xmin::text FROM {only}{} t WHERE {}",
+        "SELECT {}, t.ctid::text, {}, t.xmin::text FROM {} t WHERE {}",
         payload_expr,
         key_exprs.join(", "),
-        info.qualified,
+        info.rows_source(),
         conditions.join(" AND ")
     );
     let lock = format!(
-        "SELECT 1 FROM {only}{} t WHERE t.ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid FOR SHARE OF t",
-        info.qualified
+        "SELECT 1 FROM {} t WHERE t.ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid FOR SHARE OF t",
+        info.rows_source()
     );
     if may_lock {
         // The caller may lock rows itself: one statement reads and locks. Prepared

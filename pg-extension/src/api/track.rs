@@ -230,7 +230,7 @@ fn track_owned(
             report_retired(
                 &info.qualified,
                 "changed how it is tracked",
-                del_every_row(client, tbl, tbl, &info.qualified, old)?,
+                del_every_row(client, info, tbl, old)?,
             );
         }
         drop_triggers(client, &info.qualified, &partitions)?;
@@ -356,7 +356,7 @@ fn untrack_internal(tbl: Option<pg_sys::Oid>) {
                 report_retired(
                     &info.qualified,
                     "untracked",
-                    del_every_row(client, tbl, tbl, &info.qualified, &tracked)?,
+                    del_every_row(client, &info, tbl, &tracked)?,
                 );
                 let partitions = info.partitions(client)?;
                 drop_triggers(client, &info.qualified, &partitions)?;

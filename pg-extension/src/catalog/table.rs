@@ -92,6 +92,17 @@ impl TableInfo {
         live_columns(client, self.oid)
     }
 
+    /// What a query reading the table's tracked rows names in FROM: the table itself
+    /// when partitioned (its partitions are tracked with it), else `ONLY` the table
+    /// (a plain table's inheritance children are not: capture does not fire for them).
+    pub fn rows_source(&self) -> String {
+        if self.relkind == "p" {
+            self.qualified.clone()
+        } else {
+            format!("ONLY {}", self.qualified)
+        }
+    }
+
     /// Every partition below this table (all levels), quoted and qualified; none
     /// unless it is a partitioned table.
     pub fn partitions(&self, client: &SpiClient<'_>) -> Result<Vec<String>, VsetError> {

@@ -25,6 +25,7 @@ use pgrx::PgMemoryContexts;
 
 use crate::canonical::CanonicalOutput;
 use crate::catalog::namespaces::column_types;
+use crate::catalog::table::TableInfo;
 use crate::catalog::tracked::Tracked;
 use crate::error::VsetError;
 use crate::trigger::key::KeyTemplate;
@@ -44,17 +45,17 @@ pub enum Retired {
     Unrenderable { column: String },
 }
 
-/// Writes a `del` for the key of every row of `tbl` (`qualified`: its quoted name)
-/// under `tracked`'s template, as records of `record_table` (the tracked table: `tbl`
-/// itself, or the root when `tbl` is one of its partitions). Run as the extension
-/// owner, so row-level security hides no row.
+/// Writes a `del` for the key of every row of `table` under `tracked`'s template, as
+/// records of `record_table` (the tracked table: `table` itself, or the root when
+/// `table` is one of its partitions). Run as the extension owner, so row-level
+/// security hides no row.
 pub fn del_every_row(
     client: &mut SpiClient<'_>,
-    tbl: pg_sys::Oid,
+    table: &TableInfo,
     record_table: pg_sys::Oid,
-    qualified: &str,
     tracked: &Tracked,
 ) -> Result<Retired, VsetError> {
+    let (tbl, qualified) = (table.oid, table.qualified.as_str());
     // SAFETY: reads the backend's isolation level.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return Err(VsetError::NeedsReadCommitted {
@@ -82,15 +83,6 @@ pub fn del_every_row(
         None,
         &[],
     )?;
-    let partitioned = client
-        .select(
-            "SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = $1",
-            Some(1),
-            &[tbl.into()],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false);
     let columns: Vec<String> = template
         .columns()
         .iter()
@@ -99,10 +91,11 @@ pub fn del_every_row(
             format!("CASE WHEN t.{c} IS NULL THEN NULL ELSE pg_catalog.format('%s', t.{c}) END")
         })
         .collect();
-    // ONLY: a plain table's inheritance children are not tracked with it (a
-    // partitioned table's partitions are, and ONLY would see no row of them).
-    let only = if partitioned { "" } else { "ONLY " };
-    let query = format!("SELECT {} FROM {only}{qualified} t", columns.join(", "));
+    let query = format!(
+        "SELECT {} FROM {} t",
+        columns.join(", "),
+        table.rows_source()
+    );
     let channel = CString::new(tracked.channel.clone())
         .map_err(|_| VsetError::BadChannel(tracked.channel.clone()))?;
     let objects = vset_objects()?;

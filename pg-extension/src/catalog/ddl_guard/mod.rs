@@ -172,7 +172,7 @@ fn act(actions: Vec<Action>) -> Result<(), VsetError> {
                     return Ok(());
                 };
                 let info = TableInfo::load(client, rows)?;
-                let retired = del_every_row(client, rows, root, &info.qualified, &owner.tracked)?;
+                let retired = del_every_row(client, &info, root, &owner.tracked)?;
                 report_retired(&info.qualified, &what, retired);
                 Ok(())
             })
